@@ -1,0 +1,3 @@
+//! Shared helpers of the reference daemons and the CLI.
+
+pub mod logging;

@@ -1,0 +1,101 @@
+//! The `ObjectStore` building block: buckets of versioned, checksummed objects.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::BoxError;
+use crate::storage::{Bucket, BucketSpec, ObjectMeta};
+
+/// An object body: a stream of chunks.
+pub type ObjectBody = BoxStream<'static, Result<Bytes, ObjectError>>;
+
+/// Options of a put.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    /// Content type to record.
+    pub content_type: String,
+    /// If set, the put fails with `ChecksumMismatch` unless the body's SHA-256 (lowercase hex) matches.
+    pub expected_sha256: Option<String>,
+}
+
+/// A page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// Latest versions of the objects, ordered by key.
+    pub objects: Vec<ObjectMeta>,
+    /// Pass as `start_after` to get the next page; `None` at the end.
+    pub next_start_after: Option<String>,
+}
+
+/// Errors of [`ObjectStore`] operations.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// No such bucket.
+    #[error("bucket {0} not found")]
+    NoSuchBucket(String),
+    /// A bucket with that name exists.
+    #[error("bucket {0} already exists")]
+    BucketExists(String),
+    /// The bucket still holds objects.
+    #[error("bucket {0} is not empty")]
+    BucketNotEmpty(String),
+    /// No such object (or version).
+    #[error("object {bucket}/{key} not found")]
+    NoSuchObject {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
+    /// The body did not match the expected checksum; nothing was stored.
+    #[error("checksum mismatch: expected {expected}, got {actual}")]
+    ChecksumMismatch {
+        /// Expected SHA-256.
+        expected: String,
+        /// Actual SHA-256.
+        actual: String,
+    },
+    /// A name, key or spec is invalid.
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The bucket quota would be exceeded.
+    #[error("quota exceeded for bucket {0}")]
+    QuotaExceeded(String),
+    /// The store cannot serve now (not enough replicas reachable).
+    #[error("object store unavailable: {0}")]
+    Unavailable(String),
+    /// Any other implementation error.
+    #[error(transparent)]
+    Other(BoxError),
+}
+
+/// Stores objects in buckets.
+///
+/// # Contract
+/// - `put` is atomic: readers see the old or the new version, never a mix; a failed put (stream
+///   error, checksum mismatch, quota) stores nothing.
+/// - Every put of a key creates a new version (increasing); `get`/`head` without a version return
+///   the latest; the recorded `sha256` and `size` match the bytes `get` returns.
+/// - `list` returns latest versions ordered by key, filtered by prefix, paged.
+/// - Bucket names are DNS-1123 labels; keys are 1..=1024 bytes of UTF-8 without NUL.
+/// - No method panics on any input.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Creates a bucket.
+    async fn create_bucket(&self, name: &str, spec: BucketSpec) -> Result<Bucket, ObjectError>;
+    /// Deletes an empty bucket.
+    async fn delete_bucket(&self, name: &str) -> Result<(), ObjectError>;
+    /// All buckets, by name.
+    async fn list_buckets(&self) -> Result<Vec<Bucket>, ObjectError>;
+    /// Stores a new version of `key`.
+    async fn put(&self, bucket: &str, key: &str, body: ObjectBody, options: PutOptions) -> Result<ObjectMeta, ObjectError>;
+    /// Reads an object (latest version when `version` is `None`).
+    async fn get(&self, bucket: &str, key: &str, version: Option<u64>) -> Result<(ObjectMeta, ObjectBody), ObjectError>;
+    /// Reads an object's metadata.
+    async fn head(&self, bucket: &str, key: &str, version: Option<u64>) -> Result<ObjectMeta, ObjectError>;
+    /// Lists objects whose key starts with `prefix`, after `start_after`, at most `limit`.
+    async fn list(&self, bucket: &str, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListPage, ObjectError>;
+    /// Deletes every version of `key`.
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError>;
+}

@@ -1,0 +1,19 @@
+//! Reference in-memory implementations and public conformance suites (feature `testing`).
+//!
+//! A vendor's implementation of a building block runs the matching suite in its own tests:
+//!
+//! ```ignore
+//! #[tokio::test]
+//! async fn my_runtime_conforms() {
+//!     cloudless_core::testing::runtime::conformance(|| MyRuntime::new()).await;
+//! }
+//! ```
+//!
+//! The in-memory implementations here are for tests and simulations only; nothing outside tests
+//! defaults to them (DESIGN §8, Persistence).
+
+pub mod consensus;
+pub mod object_store;
+pub mod runtime;
+pub mod secret_store;
+pub mod transport;

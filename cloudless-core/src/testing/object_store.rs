@@ -1,0 +1,1 @@
+//! Conformance suite for the `object_store` contract (being written).

@@ -1,0 +1,1 @@
+//! Conformance suite for the `secret_store` contract (being written).

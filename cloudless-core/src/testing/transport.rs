@@ -1,0 +1,1 @@
+//! Conformance suite for the `transport` contract (being written).

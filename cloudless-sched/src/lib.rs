@@ -1,0 +1,1 @@
+//! cloudless-sched.
