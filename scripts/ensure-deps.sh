@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what building and testing Cloudless needs on a Debian machine, if it is missing.
+# Safe to run repeatedly. Needs root (or sudo) only when something must be installed.
+set -euo pipefail
+
+need_pkgs=()
+command -v protoc >/dev/null 2>&1 || need_pkgs+=(protobuf-compiler)
+command -v cc >/dev/null 2>&1 || need_pkgs+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || need_pkgs+=(pkg-config)
+
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  echo "==> installing Debian packages: ${need_pkgs[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need_pkgs[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: cargo not found. Install Rust (rustup) first: https://rustup.rs" >&2
+  exit 1
+fi
+
+# rustfmt and clippy are part of the checks.
+if command -v rustup >/dev/null 2>&1; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+
+echo "==> prerequisites present: $(protoc --version), $(cargo --version)"

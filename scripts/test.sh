@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the whole Cloudless test suite: formatting, lints, every test (unit, property,
+# conformance, integration, doc tests, fuzz-corpus replays), the examples, and a build of the
+# fuzz targets. Installs missing prerequisites first. Exit code 0 only if everything passed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/ensure-deps.sh
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, all features, warnings are errors)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "cargo test (workspace, all features)"
+cargo test --workspace --all-features --no-fail-fast
+
+step "fuzz targets build (cargo-fuzz crate, checked on stable)"
+cargo check --manifest-path fuzz/Cargo.toml --bins
+
+step "all checks passed"
