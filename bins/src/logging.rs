@@ -29,7 +29,9 @@ impl FromStr for LogFormat {
         match s {
             "human" | "text" => Ok(LogFormat::Human),
             "json" => Ok(LogFormat::Json),
-            other => Err(format!("unknown log format {other:?}: expected \"human\" or \"json\"")),
+            other => Err(format!(
+                "unknown log format {other:?}: expected \"human\" or \"json\""
+            )),
         }
     }
 }
@@ -39,8 +41,9 @@ impl FromStr for LogFormat {
 /// An invalid `CLOUDLESS_LOG` is an error naming the variable, not a silent fallback.
 pub fn filter_from_env(default_directive: &str) -> anyhow::Result<EnvFilter> {
     match std::env::var(LOG_ENV) {
-        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v)
-            .map_err(|e| anyhow::anyhow!("invalid {LOG_ENV}={v:?}: {e}")),
+        Ok(v) if !v.trim().is_empty() => {
+            EnvFilter::try_new(&v).map_err(|e| anyhow::anyhow!("invalid {LOG_ENV}={v:?}: {e}"))
+        }
         _ => Ok(EnvFilter::try_new(default_directive)?),
     }
 }
@@ -57,10 +60,16 @@ pub fn install<W>(format: LogFormat, filter: EnvFilter, writer: W, ansi: bool) -
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     let result = match format {
         LogFormat::Human => builder.with_ansi(ansi).with_target(true).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
     };
     result.map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
 }

@@ -36,12 +36,18 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock showing `start_ms`.
     pub fn new(start_ms: u64) -> Self {
-        Self { now: Arc::new(AtomicU64::new(start_ms)) }
+        Self {
+            now: Arc::new(AtomicU64::new(start_ms)),
+        }
     }
 
     /// Moves the clock forward by `ms` (saturating).
     pub fn advance_ms(&self, ms: u64) {
-        let _ = self.now.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| Some(t.saturating_add(ms)));
+        let _ = self
+            .now
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some(t.saturating_add(ms))
+            });
     }
 
     /// Sets the clock to `ms` (may move backwards, as a skewed device clock would).

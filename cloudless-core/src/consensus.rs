@@ -28,7 +28,10 @@ impl WatchFilter {
 
     /// Changes of one kind.
     pub fn kind(kind: ObjectKind) -> Self {
-        Self { kinds: BTreeSet::from([kind]), key_prefix: String::new() }
+        Self {
+            kinds: BTreeSet::from([kind]),
+            key_prefix: String::new(),
+        }
     }
 
     /// True if `change` passes the filter.
@@ -120,7 +123,11 @@ pub trait Consensus: Send + Sync + 'static {
     async fn state(&self) -> Result<Arc<ClusterState>, ConsensusError>;
 
     /// Applied changes matching `filter`, from revision `from` on.
-    async fn watch(&self, filter: WatchFilter, from: Revision) -> Result<ChangeStream, ConsensusError>;
+    async fn watch(
+        &self,
+        filter: WatchFilter,
+        from: Revision,
+    ) -> Result<ChangeStream, ConsensusError>;
 
     /// Leadership and membership as this member sees it.
     async fn status(&self) -> Result<ConsensusStatus, ConsensusError>;

@@ -110,7 +110,10 @@ pub fn validate_dns_label(s: &str) -> Result<(), NameError> {
         return Err(NameError::Empty);
     }
     if s.len() > MAX_LABEL_LEN {
-        return Err(NameError::TooLong { max: MAX_LABEL_LEN, len: s.len() });
+        return Err(NameError::TooLong {
+            max: MAX_LABEL_LEN,
+            len: s.len(),
+        });
     }
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     let ok_end = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
@@ -199,7 +202,10 @@ pub struct QualifiedName {
 impl QualifiedName {
     /// Builds a qualified name.
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: name.into() }
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -218,10 +224,22 @@ mod tests {
         assert!(validate_dns_label("web-1").is_ok());
         assert!(validate_dns_label("a").is_ok());
         assert_eq!(validate_dns_label(""), Err(NameError::Empty));
-        assert!(matches!(validate_dns_label("-a"), Err(NameError::Invalid(_))));
-        assert!(matches!(validate_dns_label("a-"), Err(NameError::Invalid(_))));
-        assert!(matches!(validate_dns_label("Web"), Err(NameError::Invalid(_))));
-        assert!(matches!(validate_dns_label("a_b"), Err(NameError::Invalid(_))));
+        assert!(matches!(
+            validate_dns_label("-a"),
+            Err(NameError::Invalid(_))
+        ));
+        assert!(matches!(
+            validate_dns_label("a-"),
+            Err(NameError::Invalid(_))
+        ));
+        assert!(matches!(
+            validate_dns_label("Web"),
+            Err(NameError::Invalid(_))
+        ));
+        assert!(matches!(
+            validate_dns_label("a_b"),
+            Err(NameError::Invalid(_))
+        ));
         assert!(matches!(
             validate_dns_label(&"a".repeat(64)),
             Err(NameError::TooLong { max: 63, len: 64 })

@@ -29,7 +29,11 @@ pub struct Platform {
 impl Platform {
     /// `linux/amd64`.
     pub fn linux_amd64() -> Self {
-        Self { architecture: "amd64".into(), os: "linux".into(), variant: None }
+        Self {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            variant: None,
+        }
     }
 
     /// True if an image built for `self` runs on a node of platform `node`.
@@ -68,7 +72,17 @@ pub enum PowerSource {
 
 /// Is the node there? Driven by the failure detector; only changes are committed.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
     Default,
 )]
 #[serde(rename_all = "camelCase")]
@@ -206,8 +220,16 @@ mod tests {
     #[test]
     fn platform_matching() {
         let amd = Platform::linux_amd64();
-        let arm7 = Platform { architecture: "arm".into(), os: "linux".into(), variant: Some("v7".into()) };
-        let arm = Platform { architecture: "arm".into(), os: "linux".into(), variant: None };
+        let arm7 = Platform {
+            architecture: "arm".into(),
+            os: "linux".into(),
+            variant: Some("v7".into()),
+        };
+        let arm = Platform {
+            architecture: "arm".into(),
+            os: "linux".into(),
+            variant: None,
+        };
         assert!(amd.runs_on(&amd));
         assert!(!amd.runs_on(&arm7));
         assert!(arm.runs_on(&arm7));
@@ -217,7 +239,10 @@ mod tests {
 
     #[test]
     fn liveness_and_schedulability_are_separate() {
-        let s = Schedulability { cordoned: true, draining: false };
+        let s = Schedulability {
+            cordoned: true,
+            draining: false,
+        };
         assert!(!s.is_schedulable());
         assert!(Schedulability::default().is_schedulable());
     }

@@ -25,7 +25,11 @@ pub struct QuantityError {
 }
 
 fn qerr(what: &'static str, input: &str, reason: impl Into<String>) -> QuantityError {
-    QuantityError { what, input: input.to_owned(), reason: reason.into() }
+    QuantityError {
+        what,
+        input: input.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 /// Parses a non-negative decimal `int[.frac]` and returns `value * scale` rounded up, checked.
@@ -38,14 +42,19 @@ fn parse_decimal_scaled(num: &str, scale: u64) -> Option<u64> {
     if int_part.is_empty() && frac_part.is_empty() {
         return None;
     }
-    if !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit())
+    if !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
     {
         return None;
     }
     if num.contains('.') && frac_part.is_empty() {
         return None;
     }
-    let int: u64 = if int_part.is_empty() { 0 } else { int_part.parse().ok()? };
+    let int: u64 = if int_part.is_empty() {
+        0
+    } else {
+        int_part.parse().ok()?
+    };
     let mut total = int.checked_mul(scale)?;
     // Fractional digits: value = frac / 10^len; contribute ceil(frac * scale / 10^len).
     if !frac_part.is_empty() {
@@ -161,10 +170,10 @@ fn split_suffix<'a>(s: &'a str, suffixes: &[&'static str]) -> (&'a str, &'static
     // Longest suffix first so "Mi" wins over "M" and "ms" over "m"/"s".
     let mut best: (&str, &'static str) = (s, "");
     for suf in suffixes {
-        if let Some(num) = s.strip_suffix(suf) {
-            if suf.len() > best.1.len() {
-                best = (num, suf);
-            }
+        if let Some(num) = s.strip_suffix(suf)
+            && suf.len() > best.1.len()
+        {
+            best = (num, suf);
         }
     }
     best
@@ -176,14 +185,22 @@ impl Cpu {
         let t = s.trim();
         let v = if let Some(m) = t.strip_suffix('m') {
             if m.contains('.') {
-                return Err(qerr("cpu quantity", s, "millicores must be a whole number, e.g. \"500m\""));
+                return Err(qerr(
+                    "cpu quantity",
+                    s,
+                    "millicores must be a whole number, e.g. \"500m\"",
+                ));
             }
             parse_decimal_scaled(m, 1)
         } else {
             parse_decimal_scaled(t, 1000)
         };
         v.map(Cpu).ok_or_else(|| {
-            qerr("cpu quantity", s, "expected millicores like \"500m\" or cores like 0.5, within range")
+            qerr(
+                "cpu quantity",
+                s,
+                "expected millicores like \"500m\" or cores like 0.5, within range",
+            )
         })
     }
     /// Millicores.
@@ -212,8 +229,13 @@ impl Memory {
             "G" => 1_000_000_000,
             _ => 1_000_000_000_000,
         };
-        let bytes = parse_decimal_scaled(num, bytes_per_unit)
-            .ok_or_else(|| qerr("memory quantity", s, "expected a number with a unit like \"512Mi\" or \"1Gi\", within range"))?;
+        let bytes = parse_decimal_scaled(num, bytes_per_unit).ok_or_else(|| {
+            qerr(
+                "memory quantity",
+                s,
+                "expected a number with a unit like \"512Mi\" or \"1Gi\", within range",
+            )
+        })?;
         let mib = u64::try_from(u128::from(bytes).div_ceil(MIB))
             .map_err(|_| qerr("memory quantity", s, "too large"))?;
         Ok(Memory(mib))
@@ -223,7 +245,7 @@ impl Memory {
         self.0
     }
     fn canonical(self) -> String {
-        if self.0 != 0 && self.0 % 1024 == 0 {
+        if self.0 != 0 && self.0.is_multiple_of(1024) {
             format!("{}Gi", self.0 / 1024)
         } else {
             format!("{}Mi", self.0)
@@ -245,7 +267,13 @@ impl Storage {
             "G" => (1_000_000_000, true),
             _ => (1_000_000_000_000, true),
         };
-        let err = || qerr("storage quantity", s, "expected a number with a unit like \"10Gi\", within range");
+        let err = || {
+            qerr(
+                "storage quantity",
+                s,
+                "expected a number with a unit like \"10Gi\", within range",
+            )
+        };
         let gib = if decimal {
             let bytes = parse_decimal_scaled(num, scale_mib).ok_or_else(err)?;
             bytes.div_ceil(1 << 30)
@@ -269,7 +297,13 @@ impl Bandwidth {
     pub fn parse(s: &str) -> Result<Self, QuantityError> {
         let t = s.trim();
         let (num, suf) = split_suffix(t, &["Kbps", "Mbps", "Gbps"]);
-        let err = || qerr("bandwidth quantity", s, "expected a number with a unit like \"5Mbps\" or \"1Gbps\", within range");
+        let err = || {
+            qerr(
+                "bandwidth quantity",
+                s,
+                "expected a number with a unit like \"5Mbps\" or \"1Gbps\", within range",
+            )
+        };
         let mbps = match suf {
             "Kbps" => parse_decimal_scaled(num, 1).map(|k| k.div_ceil(1000)),
             "Mbps" => parse_decimal_scaled(num, 1),
@@ -299,12 +333,22 @@ impl DurationSpec {
             "m" => 60_000,
             "h" => 3_600_000,
             _ => {
-                return Err(qerr("duration", s, "expected a number with a unit: ms, s, m or h (e.g. \"30s\")"));
+                return Err(qerr(
+                    "duration",
+                    s,
+                    "expected a number with a unit: ms, s, m or h (e.g. \"30s\")",
+                ));
             }
         };
         parse_decimal_scaled(num, scale)
             .map(DurationSpec)
-            .ok_or_else(|| qerr("duration", s, "expected a number with a unit like \"30s\", within range"))
+            .ok_or_else(|| {
+                qerr(
+                    "duration",
+                    s,
+                    "expected a number with a unit like \"30s\", within range",
+                )
+            })
     }
     /// Builds a duration from milliseconds.
     pub const fn from_millis(ms: u64) -> Self {
@@ -324,11 +368,11 @@ impl DurationSpec {
     }
     fn canonical(self) -> String {
         let ms = self.0;
-        if ms != 0 && ms % 3_600_000 == 0 {
+        if ms != 0 && ms.is_multiple_of(3_600_000) {
             format!("{}h", ms / 3_600_000)
-        } else if ms != 0 && ms % 60_000 == 0 {
+        } else if ms != 0 && ms.is_multiple_of(60_000) {
             format!("{}m", ms / 60_000)
-        } else if ms % 1000 == 0 {
+        } else if ms.is_multiple_of(1000) {
             format!("{}s", ms / 1000)
         } else {
             format!("{ms}ms")
@@ -347,7 +391,17 @@ mod tests {
         assert_eq!(Cpu::parse("0.5").unwrap().millis(), 500);
         assert_eq!(Cpu::parse("2").unwrap().millis(), 2000);
         assert_eq!(Cpu::parse("0.0001").unwrap().millis(), 1, "rounds up");
-        for bad in ["", "m", "1.5m", "-1", "abc", "1e3", "99999999999999999999", "1.", "."] {
+        for bad in [
+            "",
+            "m",
+            "1.5m",
+            "-1",
+            "abc",
+            "1e3",
+            "99999999999999999999",
+            "1.",
+            ".",
+        ] {
             assert!(Cpu::parse(bad).is_err(), "{bad:?} must be rejected");
         }
     }

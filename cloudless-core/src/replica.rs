@@ -20,7 +20,17 @@ pub struct Fragment {
 
 /// Lifecycle of a replica, as reported by its agent.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
     Default,
 )]
 #[serde(rename_all = "camelCase")]
@@ -95,7 +105,11 @@ pub struct Replica {
 impl Replica {
     /// The fragment this replica holds.
     pub fn fragment(&self) -> Fragment {
-        Fragment { node: self.node, replica: self.id, resources: self.resources }
+        Fragment {
+            node: self.node,
+            replica: self.id,
+            resources: self.resources,
+        }
     }
 
     /// True if the replica still holds its reservation (not in a terminal phase).

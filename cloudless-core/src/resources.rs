@@ -7,7 +7,17 @@ use serde::{Deserialize, Serialize};
 
 /// Storage performance class. Ordered: a node of a higher class satisfies a request for a lower one.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
     JsonSchema,
 )]
 #[serde(rename_all = "camelCase")]
@@ -25,9 +35,7 @@ pub enum IopsClass {
 ///
 /// `storage_iops` is not additive: for a node it is the class the node offers, for a request
 /// the minimum class needed. Arithmetic keeps the left-hand side's class.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Resources {
     /// CPU in millicores.
@@ -117,7 +125,10 @@ impl Resources {
                 .egress_mbps
                 .checked_add(other.egress_mbps)
                 .ok_or(ResourceError::Overflow(Dimension::Egress))?,
-            gpus: self.gpus.checked_add(other.gpus).ok_or(ResourceError::Overflow(Dimension::Gpus))?,
+            gpus: self
+                .gpus
+                .checked_add(other.gpus)
+                .ok_or(ResourceError::Overflow(Dimension::Gpus))?,
         })
     }
 
@@ -141,7 +152,10 @@ impl Resources {
                 .egress_mbps
                 .checked_sub(other.egress_mbps)
                 .ok_or(ResourceError::Underflow(Dimension::Egress))?,
-            gpus: self.gpus.checked_sub(other.gpus).ok_or(ResourceError::Underflow(Dimension::Gpus))?,
+            gpus: self
+                .gpus
+                .checked_sub(other.gpus)
+                .ok_or(ResourceError::Underflow(Dimension::Gpus))?,
         })
     }
 
@@ -164,14 +178,23 @@ impl Resources {
             .and_then(|g| u32::try_from(g).ok())
             .ok_or(ResourceError::Overflow(Dimension::Gpus))?;
         Ok(Resources {
-            cpu_millis: self.cpu_millis.checked_mul(n).ok_or(ResourceError::Overflow(Dimension::Cpu))?,
-            memory_mib: self.memory_mib.checked_mul(n).ok_or(ResourceError::Overflow(Dimension::Memory))?,
+            cpu_millis: self
+                .cpu_millis
+                .checked_mul(n)
+                .ok_or(ResourceError::Overflow(Dimension::Cpu))?,
+            memory_mib: self
+                .memory_mib
+                .checked_mul(n)
+                .ok_or(ResourceError::Overflow(Dimension::Memory))?,
             storage_gib: self
                 .storage_gib
                 .checked_mul(n)
                 .ok_or(ResourceError::Overflow(Dimension::Storage))?,
             storage_iops: self.storage_iops,
-            egress_mbps: self.egress_mbps.checked_mul(n).ok_or(ResourceError::Overflow(Dimension::Egress))?,
+            egress_mbps: self
+                .egress_mbps
+                .checked_mul(n)
+                .ok_or(ResourceError::Overflow(Dimension::Egress))?,
             gpus,
         })
     }
@@ -213,23 +236,50 @@ mod tests {
     use proptest::prelude::*;
 
     fn r(cpu: u64, mem: u64) -> Resources {
-        Resources { cpu_millis: cpu, memory_mib: mem, ..Resources::ZERO }
+        Resources {
+            cpu_millis: cpu,
+            memory_mib: mem,
+            ..Resources::ZERO
+        }
     }
 
     #[test]
     fn checked_arithmetic() {
         assert_eq!(r(1, 2).checked_add(&r(3, 4)).unwrap(), r(4, 6));
-        assert_eq!(r(u64::MAX, 0).checked_add(&r(1, 0)), Err(ResourceError::Overflow(Dimension::Cpu)));
-        assert_eq!(r(0, 1).checked_sub(&r(0, 2)), Err(ResourceError::Underflow(Dimension::Memory)));
+        assert_eq!(
+            r(u64::MAX, 0).checked_add(&r(1, 0)),
+            Err(ResourceError::Overflow(Dimension::Cpu))
+        );
+        assert_eq!(
+            r(0, 1).checked_sub(&r(0, 2)),
+            Err(ResourceError::Underflow(Dimension::Memory))
+        );
         assert_eq!(r(5, 5).saturating_sub(&r(9, 1)), r(0, 4));
         assert_eq!(r(2, 3).checked_mul(3).unwrap(), r(6, 9));
     }
 
     #[test]
     fn shortfalls_name_each_dimension() {
-        let free = Resources { cpu_millis: 1000, memory_mib: 512, storage_gib: 10, storage_iops: IopsClass::Standard, egress_mbps: 10, gpus: 0 };
-        let req = Resources { cpu_millis: 2000, memory_mib: 100, storage_gib: 1, storage_iops: IopsClass::High, egress_mbps: 10, gpus: 1 };
-        assert_eq!(free.shortfalls(&req), vec![Dimension::Cpu, Dimension::StorageIops, Dimension::Gpus]);
+        let free = Resources {
+            cpu_millis: 1000,
+            memory_mib: 512,
+            storage_gib: 10,
+            storage_iops: IopsClass::Standard,
+            egress_mbps: 10,
+            gpus: 0,
+        };
+        let req = Resources {
+            cpu_millis: 2000,
+            memory_mib: 100,
+            storage_gib: 1,
+            storage_iops: IopsClass::High,
+            egress_mbps: 10,
+            gpus: 1,
+        };
+        assert_eq!(
+            free.shortfalls(&req),
+            vec![Dimension::Cpu, Dimension::StorageIops, Dimension::Gpus]
+        );
         assert!(free.fits(&r(1000, 512)));
     }
 

@@ -40,14 +40,21 @@ impl ClusterSnapshot {
             revision: state.revision,
             nodes: state.nodes.clone(),
             reserved: state.reserved.clone(),
-            replicas: state.replicas.iter().filter(|(_, r)| r.holds_reservation()).map(|(k, v)| (*k, v.clone())).collect(),
+            replicas: state
+                .replicas
+                .iter()
+                .filter(|(_, r)| r.holds_reservation())
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
             workloads: state.workloads.clone(),
         }
     }
 
     /// Free resources on `node`: allocatable minus reservations (zero-clamped).
     pub fn free_on(&self, node: NodeId) -> Resources {
-        let Some(n) = self.nodes.get(&node) else { return Resources::ZERO };
+        let Some(n) = self.nodes.get(&node) else {
+            return Resources::ZERO;
+        };
         let reserved = self.reserved.get(&node).copied().unwrap_or_default();
         n.report.allocatable.saturating_sub(&reserved)
     }
@@ -178,8 +185,14 @@ mod tests {
     fn unplaceable_reads_like_an_operator_message() {
         let u = Unplaceable {
             total_nodes: 5000,
-            rejected: BTreeMap::from([("insufficient memory".to_owned(), 3120), ("zone not allowed".to_owned(), 1880)]),
+            rejected: BTreeMap::from([
+                ("insufficient memory".to_owned(), 3120),
+                ("zone not allowed".to_owned(), 1880),
+            ]),
         };
-        assert_eq!(u.to_string(), "0/5000 nodes fit: 3120 insufficient memory, 1880 zone not allowed");
+        assert_eq!(
+            u.to_string(),
+            "0/5000 nodes fit: 3120 insufficient memory, 1880 zone not allowed"
+        );
     }
 }

@@ -39,7 +39,12 @@ fn three() -> u32 {
 
 impl Default for BucketSpec {
     fn default() -> Self {
-        Self { replication: 3, erasure_coding: None, versioning: false, quota: None }
+        Self {
+            replication: 3,
+            erasure_coding: None,
+            versioning: false,
+            quota: None,
+        }
     }
 }
 

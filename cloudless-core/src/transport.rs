@@ -55,7 +55,12 @@ pub struct PeerIdentity {
 impl PeerIdentity {
     /// The SPIFFE-like URI: `spiffe://<cluster>/<role>/<node-id>`.
     pub fn uri(&self) -> String {
-        format!("spiffe://{}/{}/{}", self.cluster, self.role, self.node.get())
+        format!(
+            "spiffe://{}/{}/{}",
+            self.cluster,
+            self.role,
+            self.node.get()
+        )
     }
 }
 

@@ -125,7 +125,11 @@ fn backoff_factor() -> u32 {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { initial: backoff_initial(), max: backoff_max(), multiplier_percent: backoff_factor() }
+        Self {
+            initial: backoff_initial(),
+            max: backoff_max(),
+            multiplier_percent: backoff_factor(),
+        }
     }
 }
 
@@ -365,12 +369,15 @@ impl WorkloadSpec {
 
     /// The effective `minAvailable`: as set, or `replicas - 1` (never below 0).
     pub fn effective_min_available(&self) -> u32 {
-        self.min_available.unwrap_or(self.replicas.saturating_sub(1))
+        self.min_available
+            .unwrap_or(self.replicas.saturating_sub(1))
     }
 }
 
 /// Condition types reported on a workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum ConditionKind {
     /// At least `minAvailable` replicas are ready.

@@ -15,9 +15,7 @@ pub const ZONE_KEY: &str = "topology.cloudless.dev/zone";
 pub const NODE_NAME_KEY: &str = "cloudless.dev/node";
 
 /// Bin-pack (the default: fill nodes, leave others free) or spread (prefer emptier nodes).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum PlacementStrategy {
     /// Prefer fuller nodes (CLD-REQ-022 default).
@@ -29,7 +27,17 @@ pub enum PlacementStrategy {
 
 /// A topology domain: node, zone or region.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
     JsonSchema,
 )]
 #[serde(rename_all = "camelCase")]
