@@ -12,6 +12,13 @@ step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "one rustls crypto provider (ring) in the whole workspace"
+if cargo tree --workspace --all-features -e normal -i aws-lc-rs >/dev/null 2>&1; then
+  echo "error: aws-lc-rs is in the dependency graph; the workspace uses ring only (see Cargo.toml)" >&2
+  cargo tree --workspace --all-features -e normal -i aws-lc-rs >&2 || true
+  exit 1
+fi
+
 step "cargo clippy (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
