@@ -75,10 +75,18 @@ pub enum ObjectError {
 /// # Contract
 /// - `put` is atomic: readers see the old or the new version, never a mix; a failed put (stream
 ///   error, checksum mismatch, quota) stores nothing.
-/// - Every put of a key creates a new version (increasing); `get`/`head` without a version return
-///   the latest; the recorded `sha256` and `size` match the bytes `get` returns.
-/// - `list` returns latest versions ordered by key, filtered by prefix, paged.
-/// - Bucket names are DNS-1123 labels; keys are 1..=1024 bytes of UTF-8 without NUL.
+/// - Every put of a key creates a new version (increasing, never reused even after `delete`);
+///   `get`/`head` without a version return the latest; with `versioning` on, older versions
+///   stay readable until `delete`; the recorded `sha256` and `size` match the bytes `get`
+///   returns.
+/// - `list` returns latest versions ordered by key, filtered by prefix, paged: keys strictly
+///   after `start_after`, at most `limit` (> 0, else `Invalid`); following `next_start_after`
+///   until `None` visits every matching key exactly once.
+/// - Bucket names are DNS-1123 labels; keys are 1..=1024 bytes of UTF-8 without NUL; anything
+///   else is `Invalid`.
+/// - An unknown bucket is `NoSuchBucket`; an unknown key or version (including `delete` of a
+///   missing key) is `NoSuchObject`; creating an existing bucket is `BucketExists`; deleting a
+///   bucket that holds objects is `BucketNotEmpty`.
 /// - No method panics on any input.
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
@@ -89,13 +97,35 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// All buckets, by name.
     async fn list_buckets(&self) -> Result<Vec<Bucket>, ObjectError>;
     /// Stores a new version of `key`.
-    async fn put(&self, bucket: &str, key: &str, body: ObjectBody, options: PutOptions) -> Result<ObjectMeta, ObjectError>;
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: ObjectBody,
+        options: PutOptions,
+    ) -> Result<ObjectMeta, ObjectError>;
     /// Reads an object (latest version when `version` is `None`).
-    async fn get(&self, bucket: &str, key: &str, version: Option<u64>) -> Result<(ObjectMeta, ObjectBody), ObjectError>;
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<u64>,
+    ) -> Result<(ObjectMeta, ObjectBody), ObjectError>;
     /// Reads an object's metadata.
-    async fn head(&self, bucket: &str, key: &str, version: Option<u64>) -> Result<ObjectMeta, ObjectError>;
+    async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<u64>,
+    ) -> Result<ObjectMeta, ObjectError>;
     /// Lists objects whose key starts with `prefix`, after `start_after`, at most `limit`.
-    async fn list(&self, bucket: &str, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListPage, ObjectError>;
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, ObjectError>;
     /// Deletes every version of `key`.
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError>;
 }

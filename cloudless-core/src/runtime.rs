@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::BoxError;
 use crate::ids::{ReplicaId, WorkloadId};
 use crate::node::Platform;
-use crate::workload::{ContainerPort, EnvVar, EphemeralVolume, ResourceLimits, SecurityContext};
 use crate::resources::Resources;
+use crate::workload::{ContainerPort, EnvVar, EphemeralVolume, ResourceLimits, SecurityContext};
 
 /// A container's name: one container per replica attempt (DESIGN §8), e.g. `r12-a3`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -212,16 +212,22 @@ pub enum RuntimeError {
 /// Runs containers.
 ///
 /// # Contract
-/// - `create` with an id that exists fails with `AlreadyExists`; operations on an unknown id fail
-///   with `NotFound`; `start` on a running container fails with `InvalidState`.
+/// - `create` with an id that exists fails with `AlreadyExists`; `create` of a spec that
+///   `supports` refuses fails with `Unsupported`; operations on an unknown id fail with
+///   `NotFound`; `start` of a container that is not `Created` (running, or exited: one container
+///   per attempt) fails with `InvalidState`.
+/// - `stop` returns once the container has exited (`status` then reports `Exited`); `stop` of a
+///   container that is not running succeeds and changes nothing.
 /// - `remove` of a running container stops it first; `remove` is idempotent only in the sense
 ///   that a second call returns `NotFound`.
-/// - Every exit of a started container produces exactly one `RuntimeEvent::Exited` on every
-///   stream returned by `events` that was open at the time, and `status` reports
-///   `Exited { code }` afterwards.
-/// - `logs(from)` yields the log bytes from offset `from` in order with correct offsets; with
-///   `follow` it continues until the container exits and its log is drained.
-/// - `exec` runs a one-shot command in a running container and returns its exit code and output.
+/// - Every exit of a started container (by itself, by `stop` or by `remove`) produces exactly one
+///   `RuntimeEvent::Exited` on every stream returned by `events` that was open at the time, and
+///   `status` reports `Exited { code }` by the time the event is delivered.
+/// - `logs(from)` yields the log bytes from offset `from` in order with correct offsets (nothing
+///   when `from` is at or past the end); without `follow` it ends at the bytes logged so far;
+///   with `follow` it continues until the container exits and its log is drained.
+/// - `exec` runs a one-shot command in a running container (else `InvalidState`) and returns its
+///   exit code and output, or `Timeout` after `timeout_ms`.
 /// - No method panics on any input.
 #[async_trait]
 pub trait Runtime: Send + Sync + 'static {
@@ -230,7 +236,11 @@ pub trait Runtime: Send + Sync + 'static {
     /// Whether this runtime handles `spec` (runtimes chain on `No`).
     fn supports(&self, spec: &ContainerSpec) -> Support;
     /// Makes `image` available locally (pulling it if needed).
-    async fn pull_image(&self, image: &str, platform: Option<&Platform>) -> Result<ImageInfo, RuntimeError>;
+    async fn pull_image(
+        &self,
+        image: &str,
+        platform: Option<&Platform>,
+    ) -> Result<ImageInfo, RuntimeError>;
     /// Imports an OCI image layout tarball.
     async fn import_image(&self, archive: &Path) -> Result<Vec<ImageInfo>, RuntimeError>;
     /// Creates a container (not started).
@@ -255,7 +265,12 @@ pub trait Runtime: Send + Sync + 'static {
         follow: bool,
     ) -> Result<BoxStream<'static, Result<LogChunk, RuntimeError>>, RuntimeError>;
     /// Runs `command` in the container and waits up to `timeout_ms`.
-    async fn exec(&self, id: &ContainerId, command: &[String], timeout_ms: u64) -> Result<ExecOutput, RuntimeError>;
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        command: &[String],
+        timeout_ms: u64,
+    ) -> Result<ExecOutput, RuntimeError>;
     /// Resource usage.
     async fn stats(&self, id: &ContainerId) -> Result<ContainerStats, RuntimeError>;
 }

@@ -6,6 +6,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
 
 use crate::BoxError;
 use crate::ids::NodeId;
@@ -23,12 +24,9 @@ impl fmt::Debug for SecretValue {
 
 impl Drop for SecretValue {
     fn drop(&mut self) {
-        // Best effort: overwrite before the allocation is released.
-        for b in self.0.iter_mut() {
-            // SAFETY-free volatile-ish wipe: a plain write the optimizer may elide is still
-            // better than nothing; the default store uses a zeroizing type internally.
-            *b = 0;
-        }
+        // `zeroize` writes through volatile stores the optimizer cannot elide, and wipes the
+        // spare capacity too, before the allocation is released.
+        self.0.zeroize();
     }
 }
 
@@ -45,7 +43,10 @@ pub struct SecretToken {
 
 impl fmt::Debug for SecretToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretToken").field("id", &self.id).field("expires_at_ms", &self.expires_at_ms).finish_non_exhaustive()
+        f.debug_struct("SecretToken")
+            .field("id", &self.id)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish_non_exhaustive()
     }
 }
 
@@ -69,7 +70,9 @@ pub struct TokenGrant {
 pub struct AuditRecord {
     /// When (ms since the Unix epoch).
     pub at_ms: u64,
-    /// Action: `put`, `get`, `rotate`, `delete`, `issue`, `redeem`, `revoke`, `deny`.
+    /// Action: the operation that succeeded (`put`, `meta`, `list`, `rotate`, `delete`, `issue`,
+    /// `redeem`, `revoke`), or `deny` for one that was refused or failed (the detail names the
+    /// operation and why).
     pub action: String,
     /// `namespace/name` of the secret, or the token id.
     pub subject: String,
@@ -104,17 +107,30 @@ pub enum SecretError {
 ///
 /// # Contract
 /// - Values are encrypted at rest with a per-secret data key; nothing readable is persisted.
+/// - Namespaces and names are DNS-1123 labels and value keys are non-empty, else `Invalid`;
+///   `meta`, `rotate`, `delete` and `issue_token` of an unknown secret fail with `NotFound`.
 /// - `put` replaces all keys of a secret and bumps its version; `rotate` re-encrypts under a
 ///   fresh data key and bumps the version; values are unchanged by `rotate`.
-/// - `issue_token` binds a token to one secret, one audience node and a TTL; `redeem` returns
-///   the values only for that audience before expiry and while not revoked.
-/// - Every operation, allowed or denied, leaves an audit record; records never hold values.
-/// - `Debug` output never contains secret values or token strings.
+/// - `issue_token` binds a token to one secret, one audience node and a TTL (`ttl_ms` > 0, else
+///   `Invalid`; an unknown secret is `NotFound`); the token expires at `now + ttl_ms` on the
+///   store's clock. `redeem` returns the secret's current values only for that audience, only
+///   while `now < expires_at_ms`, and only while neither the token was revoked nor the secret
+///   deleted; otherwise it fails with `TokenRefused`. Token strings are unguessable.
+/// - `revoke_token` of an unknown id fails with `NotFound`.
+/// - Every operation except `audit` itself, allowed or denied, appends at least one audit record;
+///   records never hold values or token strings.
+/// - `Debug` and `Display` output (of the store, its values, tokens and errors) never contain
+///   secret values or token strings.
 /// - No method panics on any input.
 #[async_trait]
 pub trait SecretStore: Send + Sync + 'static {
     /// Creates or replaces a secret.
-    async fn put(&self, namespace: &str, name: &str, values: BTreeMap<String, SecretValue>) -> Result<SecretMeta, SecretError>;
+    async fn put(
+        &self,
+        namespace: &str,
+        name: &str,
+        values: BTreeMap<String, SecretValue>,
+    ) -> Result<SecretMeta, SecretError>;
     /// Metadata of a secret.
     async fn meta(&self, namespace: &str, name: &str) -> Result<SecretMeta, SecretError>;
     /// Secrets in a namespace, by name.
@@ -124,9 +140,19 @@ pub trait SecretStore: Send + Sync + 'static {
     /// Deletes a secret (and invalidates its tokens).
     async fn delete(&self, namespace: &str, name: &str) -> Result<(), SecretError>;
     /// Issues a delivery token for `audience`, valid `ttl_ms`.
-    async fn issue_token(&self, namespace: &str, name: &str, audience: NodeId, ttl_ms: u64) -> Result<SecretToken, SecretError>;
+    async fn issue_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        audience: NodeId,
+        ttl_ms: u64,
+    ) -> Result<SecretToken, SecretError>;
     /// Presents a token as `audience`; returns the grant and the values.
-    async fn redeem(&self, token: &str, audience: NodeId) -> Result<(TokenGrant, BTreeMap<String, SecretValue>), SecretError>;
+    async fn redeem(
+        &self,
+        token: &str,
+        audience: NodeId,
+    ) -> Result<(TokenGrant, BTreeMap<String, SecretValue>), SecretError>;
     /// Revokes a token by id.
     async fn revoke_token(&self, id: &str) -> Result<(), SecretError>;
     /// Audit records, oldest first.

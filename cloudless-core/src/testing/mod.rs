@@ -17,3 +17,11 @@ pub mod object_store;
 pub mod runtime;
 pub mod secret_store;
 pub mod transport;
+pub mod mem_object_store;
+pub mod mem_secret_store;
+
+mod check;
+mod mem_secret_seal;
+
+pub use mem_object_store::MemObjectStore;
+pub use mem_secret_store::MemSecretStore;
