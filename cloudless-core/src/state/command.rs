@@ -35,7 +35,12 @@ pub struct CommandEnvelope {
 impl CommandEnvelope {
     /// Wraps `command` in the current version, stamped at `at_ms`.
     pub fn new(at_ms: u64, command: Command) -> Self {
-        Self { version: COMMAND_VERSION, at_ms, idempotency_key: None, command }
+        Self {
+            version: COMMAND_VERSION,
+            at_ms,
+            idempotency_key: None,
+            command,
+        }
     }
 
     /// Sets the idempotency key.

@@ -22,6 +22,17 @@ pub const MAX_EVENTS: usize = 1024;
 /// How many idempotency keys the state remembers (oldest forgotten first).
 pub const MAX_IDEMPOTENCY_KEYS: usize = 4096;
 
+/// The longest idempotency key accepted, in bytes (bounds the memory of the key cache).
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
+
+/// The key of the `index`-th event recorded at `revision` in [`Change::key`]: `"<revision>.<index>"`.
+///
+/// One command may record several events (a batched liveness change), so the revision alone
+/// is not unique.
+pub fn event_key(revision: Revision, index: usize) -> String {
+    format!("{}.{index}", revision.0)
+}
+
 /// The replicated cluster state.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,7 +68,13 @@ pub struct ClusterState {
 impl ClusterState {
     /// An empty state at revision 0.
     pub fn new() -> Self {
-        Self { format_version: STATE_FORMAT_VERSION, next_node_id: 1, next_workload_id: 1, next_replica_id: 1, ..Default::default() }
+        Self {
+            format_version: STATE_FORMAT_VERSION,
+            next_node_id: 1,
+            next_workload_id: 1,
+            next_replica_id: 1,
+            ..Default::default()
+        }
     }
 
     /// The node with this name.
@@ -67,12 +84,16 @@ impl ClusterState {
 
     /// The workload with this namespace and name.
     pub fn workload_by_name(&self, namespace: &str, name: &str) -> Option<&Workload> {
-        self.workloads.values().find(|w| w.namespace == namespace && w.name == name)
+        self.workloads
+            .values()
+            .find(|w| w.namespace == namespace && w.name == name)
     }
 
     /// Replicas of a workload, by id.
     pub fn replicas_of(&self, workload: WorkloadId) -> impl Iterator<Item = &Replica> {
-        self.replicas.values().filter(move |r| r.workload == workload)
+        self.replicas
+            .values()
+            .filter(move |r| r.workload == workload)
     }
 
     /// Replicas on a node, by id.
@@ -265,7 +286,8 @@ pub struct Change {
     pub revision: Revision,
     /// Kind of object.
     pub kind: ObjectKind,
-    /// Its key: `n7`, `w3`, `r12`, `default/web`, token id, or the event's revision.
+    /// Its key: `n7`, `w3`, `r12`, `default/web`, the token id, or for an event
+    /// `<revision>.<index>` (see [`event_key`]).
     pub key: String,
     /// New value, or `None` when deleted.
     pub object: Option<Object>,
