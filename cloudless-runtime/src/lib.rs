@@ -1,1 +1,21 @@
-//! cloudless-runtime.
+//! # cloudless-runtime
+//!
+//! Implementations of the [`Runtime`](cloudless_core::runtime::Runtime) building block. Today it
+//! holds [`FakeRuntime`], the scripted in-memory runtime that the agent's tests, the in-process
+//! cluster and the simulator run on; the containerd runtime and the process runtime (the weaker
+//! fallback for devices without containerd) come next and pass the same conformance suite
+//! (`cloudless_core::testing::runtime`).
+//!
+//! ```text
+//!  agent supervisor ──create/start/stop──▶ Runtime (FakeRuntime)
+//!        ▲                                   │  Script per image / container id:
+//!        │                                   │  exit N after D ms · run until stopped ·
+//!        │                                   │  fail to start · pull fails
+//!        │                                   ▼
+//!        └──── events(): Exited{id, code} ◀── timeline task (tokio time) ──▶ log buffer
+//!                                                                           (offsets, follow)
+//! ```
+
+pub mod fake;
+
+pub use fake::FakeRuntime;

@@ -22,6 +22,7 @@ pub mod mem_secret_store;
 
 mod check;
 mod mem_secret_seal;
+mod runtime_checks;
 
 pub use mem_object_store::MemObjectStore;
 pub use mem_secret_store::MemSecretStore;
