@@ -365,3 +365,22 @@ fn empty_input_is_an_error() {
     assert!(parse_str("", Format::Auto).is_err());
     assert!(parse_str("# only a comment\n---\n", Format::Yaml).is_err());
 }
+
+/// The checked-in schema must match the types. To update it after changing a spec type:
+/// `UPDATE_SCHEMA=1 cargo test -p cloudless-core --test manifests schema`.
+#[test]
+fn schema_is_current() {
+    let path = repo_root().join("docs/schema/cloudless.dev_v1.json");
+    let fresh =
+        serde_json::to_string_pretty(&cloudless_core::manifest::json_schema()).unwrap() + "\n";
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+        return;
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == fresh,
+        "{} is stale; regenerate it with:\n  UPDATE_SCHEMA=1 cargo test -p cloudless-core --test manifests schema",
+        path.display()
+    );
+}

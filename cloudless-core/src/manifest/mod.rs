@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{ManifestError, ManifestErrors};
 pub use parse::{Format, Limits, parse_file, parse_str, parse_str_with};
-pub use schema::json_schema;
+pub use schema::{SCHEMA_ID, json_schema};
 
 use crate::policy::PolicySpec;
 use crate::secret::SecretSpec;
