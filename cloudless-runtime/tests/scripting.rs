@@ -24,8 +24,8 @@ fn spec(replica: u64, attempt: u32) -> ContainerSpec {
 }
 
 async fn run(rt: &FakeRuntime, s: &ContainerSpec) {
-    rt.create(s).await.unwrap();
-    rt.start(&s.id).await.unwrap();
+    rt.create(s).await.expect("create");
+    rt.start(&s.id).await.expect("start");
 }
 
 #[tokio::test(start_paused = true)]
