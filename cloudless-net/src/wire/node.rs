@@ -235,6 +235,7 @@ impl From<Node> for pb::Node {
 impl TryFrom<pb::Node> for Node {
     type Error = WireError;
     fn try_from(n: pb::Node) -> Result<Self, WireError> {
+        let id = n.id.ok_or_else(|| WireError::missing("id"))?.into();
         let name = NodeName::new(n.name).map_err(|reason| WireError::InvalidName {
             field: "name".to_owned(),
             reason,
@@ -247,7 +248,7 @@ impl TryFrom<pb::Node> for Node {
             .map(|(i, t)| Taint::try_from(t).map_err(|e| e.within(&format!("taints[{i}]"))))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Node {
-            id: n.id.ok_or_else(|| WireError::missing("id"))?.into(),
+            id,
             name,
             report: required(n.report, "report")?,
             taints,
