@@ -384,3 +384,65 @@ fn schema_is_current() {
         path.display()
     );
 }
+
+/// The examples are documentation: keep every section of a workload spec shown somewhere.
+#[test]
+fn examples_cover_every_workload_section() {
+    use cloudless_core::workload::WorkloadSpec;
+    let mut specs: Vec<WorkloadSpec> = Vec::new();
+    for f in files_in(&repo_root().join("examples/manifests")) {
+        for m in parse_file(&f).unwrap() {
+            if let ManifestSpec::Workload(w) = m.spec {
+                specs.push(w);
+            }
+        }
+    }
+    let any = |f: &dyn Fn(&WorkloadSpec) -> bool| specs.iter().any(f);
+    assert!(any(&|w| w.platform.is_some()));
+    assert!(any(&|w| !w.command.is_empty() && !w.args.is_empty()));
+    assert!(any(&|w| !w.env.is_empty() && w.working_dir.is_some()));
+    let req = |w: &WorkloadSpec| w.resources.requests.clone();
+    assert!(any(
+        &|w| req(w).storage.gib() > 0 && req(w).egress.mbps() > 0
+    ));
+    assert!(any(&|w| req(w).gpus > 0));
+    assert!(any(
+        &|w| w.resources.limits.cpu.is_some() && w.resources.limits.pids.is_some()
+    ));
+    assert!(any(&|w| w.replicas > 1 && w.min_available.is_some()));
+    let pl = |w: &WorkloadSpec| w.placement.clone();
+    assert!(any(
+        &|w| pl(w).spread.is_some() && !pl(w).node_selector.is_empty()
+    ));
+    assert!(any(
+        &|w| !pl(w).node_affinity.required.is_empty() && !pl(w).node_affinity.preferred.is_empty()
+    ));
+    assert!(any(&|w| !pl(w).workload_affinity.preferred.is_empty()));
+    assert!(any(&|w| !pl(w).workload_anti_affinity.required.is_empty()));
+    assert!(any(&|w| !pl(w).tolerations.is_empty()));
+    assert!(any(&|w| w.restart.max_retries.is_some()));
+    assert!(any(&|w| w
+        .probes
+        .liveness
+        .as_ref()
+        .is_some_and(|p| p.exec.is_some())));
+    assert!(any(&|w| w
+        .probes
+        .liveness
+        .as_ref()
+        .is_some_and(|p| p.http.is_some())));
+    assert!(any(&|w| w
+        .probes
+        .readiness
+        .as_ref()
+        .is_some_and(|p| p.tcp.is_some())));
+    assert!(any(&|w| !w.ports.is_empty() && w.service.is_some()));
+    let sec = |w: &WorkloadSpec| w.security.clone();
+    assert!(any(
+        &|w| !sec(w).capabilities.add.is_empty() && sec(w).runtime_class.is_some()
+    ));
+    assert!(any(&|w| sec(w).seccomp_profile.localhost_profile.is_some()));
+    assert!(any(&|w| w.secrets.iter().any(|s| s.env.is_some())
+        && w.secrets.iter().any(|s| s.mount_path.is_some())));
+    assert!(any(&|w| !w.volumes.is_empty()));
+}
