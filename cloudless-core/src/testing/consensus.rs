@@ -971,6 +971,57 @@ mod tests {
         assert_eq!(register_node(&c, "conf-x").await, NodeId(1));
     }
 
+    /// A broken implementation: its watches skip every change of an event.
+    struct SkipsEvents(MemConsensus);
+
+    #[async_trait]
+    impl Consensus for SkipsEvents {
+        async fn propose(&self, command: CommandEnvelope) -> Result<Applied, ConsensusError> {
+            self.0.propose(command).await
+        }
+        async fn state(&self) -> Result<Arc<ClusterState>, ConsensusError> {
+            self.0.state().await
+        }
+        async fn watch(
+            &self,
+            filter: WatchFilter,
+            from: Revision,
+        ) -> Result<ChangeStream, ConsensusError> {
+            let inner = self.0.watch(filter, from).await?;
+            Ok(inner
+                .filter(|c| {
+                    let keep = !matches!(c, Ok(c) if c.kind == ObjectKind::Event);
+                    async move { keep }
+                })
+                .boxed())
+        }
+        async fn status(&self) -> Result<ConsensusStatus, ConsensusError> {
+            self.0.status().await
+        }
+        async fn add_voter(&self, id: NodeId, address: String) -> Result<(), ConsensusError> {
+            self.0.add_voter(id, address).await
+        }
+        async fn remove_voter(&self, id: NodeId) -> Result<(), ConsensusError> {
+            self.0.remove_voter(id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_suite_catches_a_watch_with_gaps() {
+        use futures::FutureExt;
+        let broken = SkipsEvents(MemConsensus::new());
+        let run = std::panic::AssertUnwindSafe(watch_replays_then_follows(&broken));
+        let outcome = within("broken suite", run.catch_unwind()).await;
+        let message = match outcome {
+            Ok(()) => panic!("the suite accepted a watch that skips changes"),
+            Err(payload) => payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_default(),
+        };
+        assert!(message.contains("Consensus contract violated"), "{message}");
+    }
+
     #[test]
     fn config_is_validated() {
         let bad = MemConsensusConfig::default().with_retained_changes(0);
