@@ -322,11 +322,12 @@ impl<'de, C: Child<'de>> Visitor<'de> for ValueVisitor<C> {
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(KeyVisitor)
+        // Ask for a string so a YAML key keeps its spelling (`0x10`, `1.0`, `on` stay as written).
+        d.deserialize_str(KeyVisitor)
     }
 }
 
-/// Map keys must be scalars; numbers and booleans are kept as their text (`80: http`).
+/// Map keys must be scalars; a reader that still hands us a number or boolean gets its text.
 struct KeyVisitor;
 
 impl Visitor<'_> for KeyVisitor {
@@ -351,5 +352,54 @@ impl Visitor<'_> for KeyVisitor {
     }
     fn visit_unit<E: de::Error>(self) -> Result<Key, E> {
         Err(E::custom("a map key must not be null"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(text: &str) -> Node {
+        serde_saphyr::from_str::<YamlNode>(text)
+            .expect("valid YAML")
+            .0
+    }
+
+    #[test]
+    fn locates_paths_and_falls_back_to_the_nearest_ancestor() {
+        let n = yaml("a: 1\nb:\n  - x: 2\n  - y: 3\n");
+        let at = |p: &FieldPath| n.locate(p).map(|p| p.line);
+        let root = FieldPath::root();
+        assert_eq!(at(&root.key("b").index(1).key("y")), Some(4));
+        assert_eq!(at(&root.key("b").index(1).key("missing")), Some(4));
+        assert_eq!(at(&root.key("a")), Some(1));
+    }
+
+    #[test]
+    fn maps_a_position_back_to_a_path() {
+        let n = yaml("a: 1\nb:\n  - x: 2\n  - z: 3\n");
+        let path = n.path_at(Pos { line: 4, column: 5 }, None);
+        assert_eq!(path.to_string(), "b[1].z");
+        assert_eq!(n.path_at(Pos { line: 1, column: 1 }, None).to_string(), "a");
+    }
+
+    #[test]
+    fn keys_keep_their_spelling() {
+        let n = yaml("0x10: a\n1.0: b\non: c\n");
+        let Value::Map(entries) = &n.value else {
+            panic!("not a map")
+        };
+        let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["0x10", "1.0", "on"]);
+    }
+
+    #[test]
+    fn json_refuses_duplicate_keys_and_counts_depth() {
+        let dup = serde_json::from_str::<JsonNode>(r#"{"a": {"b": 1, "b": 2}}"#);
+        assert!(dup.is_err_and(|e| e.to_string().contains("duplicate key \"b\"")));
+        let n = serde_json::from_str::<JsonNode>(r#"{"a": [[1]], "b": 2}"#)
+            .expect("valid JSON")
+            .0;
+        assert_eq!(n.depth(), 3);
     }
 }

@@ -336,3 +336,36 @@ pub(super) fn port_known(target: &PortRef, ports: &[crate::workload::ContainerPo
         PortRef::Name(name) => ports.iter().any(|c| &c.name == name),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::image_problem;
+
+    #[test]
+    fn image_references() {
+        for ok in [
+            "busybox",
+            "library/nginx:1.27",
+            "docker.io/library/nginx:1.27",
+            "localhost/cloudless/busybox:latest",
+            "registry.example.org:5000/team/app:v1.2-rc_3",
+            "ghcr.io/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "[::1]:5000/app",
+        ] {
+            assert_eq!(image_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "Busybox",
+            "nginx:",
+            "nginx:-x",
+            "a b",
+            "app@sha256:xyz",
+            "a//b",
+            "/app",
+            "app:1:2",
+        ] {
+            assert!(image_problem(bad).is_some(), "{bad:?} must be rejected");
+        }
+    }
+}
