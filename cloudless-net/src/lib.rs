@@ -17,6 +17,7 @@
 //! errors and never panic.
 
 pub mod codec;
+pub mod fuzzing;
 pub mod mem;
 pub mod rpc;
 pub mod wire;

@@ -1,5 +1,7 @@
 //! MemTransport fault injection: drop, delay, reorder, partition/heal, NAT addressing.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap to fail loudly.
+
 mod common;
 
 use std::time::Duration;

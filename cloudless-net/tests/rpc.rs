@@ -1,6 +1,8 @@
 //! The typed RPC layer over MemTransport: round trips, deadlines, cancellation, streaming,
 //! errors, size limits, versions, and retries under faults.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap to fail loudly.
+
 mod common;
 
 use std::sync::Arc;

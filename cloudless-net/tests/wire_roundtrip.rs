@@ -1,6 +1,8 @@
 //! Property tests: every valid core value survives core -> wire -> bytes -> wire -> core, and
 //! invalid wire values are rejected with a typed error, never a panic.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap to fail loudly.
+
 use std::collections::BTreeMap;
 
 use cloudless_core::ids::{Generation, NodeId, NodeName, ReplicaId, WorkloadId};

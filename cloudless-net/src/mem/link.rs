@@ -65,10 +65,10 @@ pub(super) async fn run_link(
                     let Some(inbox) = inner.deliverable(from.node, to, &m) else { continue };
                     drop(inner);
                     let inbound = Inbound { from: from.clone(), frame: m.frame };
-                    if inbox.send(inbound).await.is_ok() {
-                        if let Some(inner) = net.upgrade() {
-                            inner.count_delivered();
-                        }
+                    if inbox.send(inbound).await.is_ok()
+                        && let Some(inner) = net.upgrade()
+                    {
+                        inner.count_delivered();
                     }
                 }
             },

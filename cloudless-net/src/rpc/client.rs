@@ -70,11 +70,11 @@ impl Drop for CallGuard {
             call_id: self.call_id,
             cancel: true,
         };
-        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.cmd_tx.try_send(cmd) {
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                let tx = self.cmd_tx.clone();
-                rt.spawn(async move { drop(tx.send(cmd).await) });
-            }
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.cmd_tx.try_send(cmd)
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let tx = self.cmd_tx.clone();
+            rt.spawn(async move { drop(tx.send(cmd).await) });
         }
     }
 }
