@@ -446,3 +446,16 @@ fn examples_cover_every_workload_section() {
         && w.secrets.iter().any(|s| s.mount_path.is_some())));
     assert!(any(&|w| !w.volumes.is_empty()));
 }
+
+#[test]
+fn parser_errors_in_many_documents_each_get_their_path() {
+    let doc = "apiVersion: cloudless.dev/v1\nkind: Bucket\nmetadata:\n  name: b\n  labels:\n    a: x\n    a: y\nspec: {}\n---\n";
+    let err = parse_str(&doc.repeat(50), Format::Yaml).unwrap_err();
+    assert_eq!(err.len(), 50);
+    for (i, e) in err.errors.iter().enumerate() {
+        assert_eq!(
+            (e.document, e.path.as_str(), e.line),
+            (i, "metadata.labels.a", Some(i * 9 + 7))
+        );
+    }
+}

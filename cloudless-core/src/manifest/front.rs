@@ -40,6 +40,11 @@ fn yaml_options(limits: &Limits, duplicates: DuplicateKeyPolicy) -> Options {
 /// document that fails for another reason (a duplicate key) does not stop the next one.
 pub(crate) fn read_yaml(text: &str, limits: &Limits) -> Vec<DocResult> {
     let mut out = Vec::new();
+    let mut lenient = Lenient {
+        text,
+        limits,
+        docs: None,
+    };
     let mut cursor = Cursor::new(text.as_bytes());
     let docs = serde_saphyr::read_with_options::<_, YamlNode>(
         &mut cursor,
@@ -65,18 +70,47 @@ pub(crate) fn read_yaml(text: &str, limits: &Limits) -> Vec<DocResult> {
                     out.push(Ok((index, node)));
                 }
             }
-            Err(e) => out.push(Err(yaml_error(text, index, &e, limits))),
+            Err(e) => out.push(Err(yaml_error(&mut lenient, index, &e))),
         }
     }
     out
 }
 
+/// The stream read again leniently (first duplicate wins, later ones are skipped), done at most
+/// once per input and only when an error needs a path. That read succeeds for errors such as
+/// duplicate keys; for syntax errors it fails too and the path stays empty: the line is then the
+/// best pointer.
+struct Lenient<'a> {
+    text: &'a str,
+    limits: &'a Limits,
+    docs: Option<Vec<Option<Node>>>,
+}
+
+impl Lenient<'_> {
+    /// The path of the field at `pos` in document `document` (see [`Node::path_at`]).
+    fn path_at(&mut self, document: usize, pos: Pos, duplicate: Option<&str>) -> FieldPath {
+        let (text, limits) = (self.text, self.limits);
+        let docs = self.docs.get_or_insert_with(|| {
+            let mut cursor = Cursor::new(text.as_bytes());
+            let options = yaml_options(limits, DuplicateKeyPolicy::FirstWins);
+            serde_saphyr::read_with_options::<_, YamlNode>(&mut cursor, options)
+                .take(limits.max_documents)
+                .map(|d| d.ok().map(|n| n.0))
+                .collect()
+        });
+        match docs.get(document) {
+            Some(Some(node)) => node.path_at(pos, duplicate),
+            _ => FieldPath::root(),
+        }
+    }
+}
+
 fn yaml_error(
-    text: &str,
+    lenient: &mut Lenient<'_>,
     document: usize,
     e: &serde_saphyr::Error,
-    limits: &Limits,
 ) -> ManifestError {
+    let limits = lenient.limits;
     let e = e.without_snippet();
     let pos = e.location().and_then(|l| {
         let line = usize::try_from(l.line()).ok().filter(|l| *l > 0)?;
@@ -90,7 +124,7 @@ fn yaml_error(
         _ => None,
     };
     let path = pos
-        .map(|p| path_of_position(text, document, p, duplicate, limits))
+        .map(|p| lenient.path_at(document, p, duplicate))
         .unwrap_or_default();
     ManifestError {
         document,
@@ -146,27 +180,6 @@ fn yaml_message(e: &serde_saphyr::Error, limits: &Limits) -> String {
                 clean_message(&text)
             }
         }
-    }
-}
-
-/// Names the field at a parser error position by reading the document again leniently (first
-/// duplicate wins, later ones are skipped), which succeeds for errors such as duplicate keys. For syntax errors the
-/// second read fails too and the path stays empty: the line is then the best pointer.
-fn path_of_position(
-    text: &str,
-    document: usize,
-    pos: Pos,
-    duplicate: Option<&str>,
-    limits: &Limits,
-) -> FieldPath {
-    let mut cursor = Cursor::new(text.as_bytes());
-    let docs = serde_saphyr::read_with_options::<_, YamlNode>(
-        &mut cursor,
-        yaml_options(limits, DuplicateKeyPolicy::FirstWins),
-    );
-    match docs.take(limits.max_documents).nth(document) {
-        Some(Ok(YamlNode(node))) => node.path_at(pos, duplicate),
-        _ => FieldPath::root(),
     }
 }
 
