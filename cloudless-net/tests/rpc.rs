@@ -104,6 +104,7 @@ fn server() -> Server {
 struct Setup {
     net: MemNetwork,
     client: cloudless_net::RpcClient,
+    a: Arc<MemTransport>,
     _a: RpcEndpoint,
     _b: RpcEndpoint,
     server: Server,
@@ -117,11 +118,12 @@ async fn setup_with(ca: RpcConfig, cb: RpcConfig) -> Setup {
     a.connect(&addr_of(NodeId(2))).await.unwrap();
     let mut srv = server();
     let router = std::mem::take(&mut srv.router);
-    let ea = RpcEndpoint::start(a, Router::new(), ca).unwrap();
+    let ea = RpcEndpoint::start(Arc::clone(&a) as Arc<dyn Transport>, Router::new(), ca).unwrap();
     let eb = RpcEndpoint::start(b, router, cb).unwrap();
     Setup {
         net,
         client: ea.client(),
+        a,
         _a: ea,
         _b: eb,
         server: srv,
@@ -404,4 +406,34 @@ async fn idempotent_calls_are_retried_under_loss_and_delay() {
         }
     }
     assert!(failed > 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn restarted_server_gets_a_fresh_hello_transparently() {
+    let s = setup().await;
+    assert_eq!(
+        s.client
+            .call(NodeId(2), &ECHO_ONCE, n(1), SEC)
+            .await
+            .unwrap(),
+        n(2)
+    );
+    // The coordinator restarts: a new incarnation with an empty hello table.
+    let Setup {
+        net,
+        client,
+        a,
+        _a,
+        _b,
+        ..
+    } = s;
+    drop(_b);
+    let b = Arc::new(net.endpoint(id(2, Role::Coordinator)));
+    let _b = RpcEndpoint::start(b, server().router, RpcConfig::default()).unwrap();
+    a.connect(&addr_of(NodeId(2))).await.unwrap();
+    // Not idempotent, yet resent once: the server refused it before running the handler.
+    assert_eq!(
+        client.call(NodeId(2), &ECHO_ONCE, n(5), SEC).await.unwrap(),
+        n(6)
+    );
 }

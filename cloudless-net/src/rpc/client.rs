@@ -20,6 +20,7 @@ use super::config::RpcConfig;
 use super::dispatch::{Command, Sink, StreamMsg};
 use super::error::RpcError;
 use super::method::Method;
+use super::status::StatusCode;
 use crate::codec::FrameCodec;
 use crate::wire::pb::{self, envelope::Body};
 
@@ -227,6 +228,7 @@ impl RpcClient {
         let until = Instant::now() + deadline;
         let mut backoff = policy.initial_backoff;
         let mut attempt = 1;
+        let mut rehello = false;
         loop {
             let remaining = until.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -244,6 +246,13 @@ impl RpcClient {
             .await
             .unwrap_or(Err(RpcError::DeadlineExceeded));
             match result {
+                // The handler did not run: resending is safe for any method, once.
+                Err(RpcError::Status {
+                    code: StatusCode::HelloRequired,
+                    ..
+                }) if !rehello => {
+                    rehello = true;
+                }
                 Err(e) if attempt < attempts && e.is_retryable() => {
                     tracing::debug!(%peer, method = method.name(), attempt, "retrying: {e}");
                     let pause = backoff.min(until.saturating_duration_since(Instant::now()));
@@ -281,7 +290,7 @@ impl RpcClient {
         .unwrap_or(Err(RpcError::DeadlineExceeded))?;
         Ok(CallStream {
             rx,
-            guard,
+            guard: Some(guard),
             deadline: Box::pin(sleep_until(until)),
             done: false,
             _resp: PhantomData,
@@ -293,7 +302,8 @@ impl RpcClient {
 /// is yielded once as `Some(Err(..))` before the end.
 pub struct CallStream<Resp> {
     rx: mpsc::Receiver<StreamMsg>,
-    guard: CallGuard,
+    // Dropped (sending Cancel) when the deadline passes or the stream is dropped.
+    guard: Option<CallGuard>,
     deadline: Pin<Box<Sleep>>,
     done: bool,
     _resp: PhantomData<fn() -> Resp>,
@@ -302,6 +312,12 @@ pub struct CallStream<Resp> {
 impl<Resp> CallStream<Resp> {
     /// Stops the call: the server is told to abort its handler.
     pub fn cancel(self) {}
+
+    fn disarm(&mut self) {
+        if let Some(g) = self.guard.as_mut() {
+            g.disarm();
+        }
+    }
 }
 
 impl<Resp: Message + Default> Stream for CallStream<Resp> {
@@ -318,18 +334,21 @@ impl<Resp: Message + Default> Stream for CallStream<Resp> {
                 ));
             }
             Poll::Ready(Some(StreamMsg::End(result))) => {
-                self.guard.disarm();
+                self.disarm();
                 result.err()
             }
             Poll::Ready(None) => {
-                self.guard.disarm();
+                self.disarm();
                 Some(RpcError::StreamAborted(
                     "the stream ended without a final status".into(),
                 ))
             }
             Poll::Pending => match self.deadline.as_mut().poll(cx) {
-                // The guard stays armed: dropping it tells the server to stop.
-                Poll::Ready(()) => Some(RpcError::DeadlineExceeded),
+                Poll::Ready(()) => {
+                    // Dropping the armed guard tells the server to stop now.
+                    self.guard = None;
+                    Some(RpcError::DeadlineExceeded)
+                }
                 Poll::Pending => return Poll::Pending,
             },
         };

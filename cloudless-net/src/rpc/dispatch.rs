@@ -259,7 +259,9 @@ impl Dispatcher {
             Body::Request(r) => self.on_request(from, r),
             Body::Response(r) => {
                 if let Some(Sink::Unary(tx)) = self.calls.remove(&(peer, r.call_id)) {
-                    let result = match status_result(r.status) {
+                    let status = status_result(r.status);
+                    self.forget_hello_if_required(peer, &status);
+                    let result = match status {
                         Ok(()) if r.payload.len() > self.config.max_message_size => {
                             Err(RpcError::MessageTooLarge {
                                 size: r.payload.len(),
@@ -275,7 +277,9 @@ impl Dispatcher {
             Body::StreamItem(i) => self.on_stream_item(peer, i),
             Body::StreamEnd(e) => {
                 if let Some(Sink::Stream(tx)) = self.calls.remove(&(peer, e.call_id)) {
-                    let end = StreamMsg::End(status_result(e.status));
+                    let status = status_result(e.status);
+                    self.forget_hello_if_required(peer, &status);
+                    let end = StreamMsg::End(status);
                     if let Err(mpsc::error::TrySendError::Full(end)) = tx.try_send(end) {
                         // Keep the end behind the buffered items; the consumer drains them.
                         tokio::spawn(async move { drop(tx.send(end).await) });
@@ -287,6 +291,17 @@ impl Dispatcher {
                     h.abort();
                 }
             }
+        }
+    }
+
+    /// The peer lost our hello (it restarted): the next call says hello again.
+    fn forget_hello_if_required(&mut self, peer: NodeId, status: &Result<(), RpcError>) {
+        if let Err(RpcError::Status {
+            code: StatusCode::HelloRequired,
+            ..
+        }) = status
+        {
+            self.hello_out.remove(&peer);
         }
     }
 
@@ -387,7 +402,7 @@ impl Dispatcher {
         };
         if !self.hello_in.contains_key(&from.node) {
             return refuse(Status::new(
-                StatusCode::FailedPrecondition,
+                StatusCode::HelloRequired,
                 "no accepted protocol hello from this peer",
             ));
         }

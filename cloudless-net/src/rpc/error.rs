@@ -64,7 +64,9 @@ impl RpcError {
     pub fn is_retryable(&self) -> bool {
         match self {
             RpcError::DeadlineExceeded => true,
-            RpcError::Status { code, .. } => *code == StatusCode::Unavailable,
+            RpcError::Status { code, .. } => {
+                matches!(code, StatusCode::Unavailable | StatusCode::HelloRequired)
+            }
             RpcError::Transport(e) => matches!(
                 e,
                 TransportError::NotConnected(_)

@@ -21,7 +21,7 @@ pub enum StatusCode {
     PermissionDenied,
     /// A size or rate limit was exceeded (e.g. message too large).
     ResourceExhausted,
-    /// The system is not in a state to run the call (e.g. no protocol hello yet).
+    /// The system is not in a state to run the call.
     FailedPrecondition,
     /// The server has no handler for this method (or not of this kind: unary vs streaming).
     Unimplemented,
@@ -31,6 +31,9 @@ pub enum StatusCode {
     Unavailable,
     /// The caller is not authenticated.
     Unauthenticated,
+    /// The server has no accepted hello from the caller (e.g. it restarted); the handler did
+    /// not run. The client says hello again and resends, whatever the method.
+    HelloRequired,
 }
 
 impl StatusCode {
@@ -60,6 +63,7 @@ impl From<pb::StatusCode> for StatusCode {
             W::Internal => StatusCode::Internal,
             W::Unavailable => StatusCode::Unavailable,
             W::Unauthenticated => StatusCode::Unauthenticated,
+            W::HelloRequired => StatusCode::HelloRequired,
         }
     }
 }
@@ -81,6 +85,7 @@ impl From<StatusCode> for pb::StatusCode {
             StatusCode::Internal => W::Internal,
             StatusCode::Unavailable => W::Unavailable,
             StatusCode::Unauthenticated => W::Unauthenticated,
+            StatusCode::HelloRequired => W::HelloRequired,
         }
     }
 }
