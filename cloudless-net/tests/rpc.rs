@@ -26,6 +26,7 @@ const WHOAMI: Method<pb::NodeId, pb::NodeId> = Method::new("test.v1.Echo/WhoAmI"
 const SLOW: Method<pb::NodeId, pb::NodeId> = Method::new("test.v1.Echo/Slow");
 const COUNT: Method<pb::NodeId, pb::NodeId> = Method::new("test.v1.Echo/Count");
 const MISSING: Method<pb::NodeId, pb::NodeId> = Method::new("test.v1.Echo/Missing");
+const TICKS: Method<pb::NodeId, pb::NodeId> = Method::new("test.v1.Echo/Ticks");
 const BIG: Method<pb::Replica, pb::NodeId> = Method::new("test.v1.Echo/Big");
 
 const SEC: Duration = Duration::from_secs(1);
@@ -52,6 +53,7 @@ struct Server {
 
 fn server() -> Server {
     let (tx, events) = mpsc::unbounded_channel();
+    let tx_ticks = tx.clone();
     let calls = Arc::new(AtomicU32::new(0));
     let mut router = Router::new();
     for m in [&ECHO, &ECHO_ONCE] {
@@ -87,6 +89,15 @@ fn server() -> Server {
             } else {
                 Ok(pb::NodeId { value: i })
             }
+        })
+    });
+    let ticks_tx = tx_ticks.clone();
+    router.server_streaming(&TICKS, move |_ctx, _req: pb::NodeId| {
+        let guard = OnDrop(ticks_tx.clone());
+        let _ = ticks_tx.send(Event::Started);
+        futures::stream::unfold((0u64, guard), |(i, guard)| async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Some((Ok(pb::NodeId { value: i }), (i + 1, guard)))
         })
     });
     router.unary(&BIG, |_ctx, req: pb::Replica| async move {
@@ -436,4 +447,21 @@ async fn restarted_server_gets_a_fresh_hello_transparently() {
         client.call(NodeId(2), &ECHO_ONCE, n(5), SEC).await.unwrap(),
         n(6)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_a_stream_stops_the_server_handler() {
+    let mut s = setup().await;
+    let mut ticks = s
+        .client
+        .call_stream(NodeId(2), &TICKS, n(0), 3600 * SEC)
+        .await
+        .unwrap();
+    assert_eq!(s.server.events.recv().await, Some(Event::Started));
+    assert_eq!(ticks.next().await.unwrap().unwrap(), n(0));
+    assert_eq!(ticks.next().await.unwrap().unwrap(), n(1));
+    let before = Instant::now();
+    ticks.cancel();
+    assert_eq!(s.server.events.recv().await, Some(Event::Dropped));
+    assert!(before.elapsed() < SEC);
 }

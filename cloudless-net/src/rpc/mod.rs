@@ -18,6 +18,7 @@ mod config;
 mod dispatch;
 mod endpoint;
 mod error;
+mod hello;
 mod method;
 mod router;
 mod serve;
