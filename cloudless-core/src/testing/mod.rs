@@ -13,12 +13,12 @@
 //! defaults to them (DESIGN §8, Persistence).
 
 pub mod consensus;
+pub mod mem_object_store;
+pub mod mem_secret_store;
 pub mod object_store;
 pub mod runtime;
 pub mod secret_store;
 pub mod transport;
-pub mod mem_object_store;
-pub mod mem_secret_store;
 
 mod check;
 mod mem_secret_seal;
