@@ -13,11 +13,11 @@
 //! ring whenever the applied revision moves. A slow subscriber therefore cannot lose changes
 //! silently — if the ring moved past its cursor it gets `Err(Compacted)` and ends.
 //!
-//! ```ignore
-//! #[tokio::test]
-//! async fn my_consensus_conforms() {
-//!     cloudless_core::testing::consensus::conformance(|| async { MyConsensus::start().await }).await;
-//! }
+//! ```
+//! use cloudless_core::testing::consensus::{conformance, MemConsensus};
+//!
+//! // The factory is async: a replicated implementation elects a leader before it serves.
+//! futures::executor::block_on(conformance(|| async { MemConsensus::new() }));
 //! ```
 
 mod mem;

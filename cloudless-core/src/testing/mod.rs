@@ -2,11 +2,15 @@
 //!
 //! A vendor's implementation of a building block runs the matching suite in its own tests:
 //!
-//! ```ignore
-//! #[tokio::test]
-//! async fn my_runtime_conforms() {
-//!     cloudless_core::testing::runtime::conformance(|| MyRuntime::new()).await;
-//! }
+//! ```
+//! use std::sync::Arc;
+//! use cloudless_core::clock::ManualClock;
+//! use cloudless_core::testing::mem_object_store::MemObjectStore;
+//!
+//! // A vendor's store runs the same suite the reference store passes.
+//! futures::executor::block_on(cloudless_core::testing::object_store::conformance(|| {
+//!     MemObjectStore::new(Arc::new(ManualClock::new(0)))
+//! }));
 //! ```
 //!
 //! The in-memory implementations here are for tests and simulations only; nothing outside tests

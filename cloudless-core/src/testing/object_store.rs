@@ -1,10 +1,13 @@
 //! Conformance suite for the [`ObjectStore`] contract.
 //!
-//! ```ignore
-//! #[tokio::test]
-//! async fn my_store_conforms() {
-//!     cloudless_core::testing::object_store::conformance(|| MyStore::new()).await;
-//! }
+//! ```
+//! use std::sync::Arc;
+//! use cloudless_core::clock::ManualClock;
+//! use cloudless_core::testing::mem_object_store::MemObjectStore;
+//!
+//! futures::executor::block_on(cloudless_core::testing::object_store::conformance(|| {
+//!     MemObjectStore::new(Arc::new(ManualClock::new(0)))
+//! }));
 //! ```
 //!
 //! Each check runs on a fresh store from `make` and panics with the contract point it broke.

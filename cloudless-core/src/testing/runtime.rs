@@ -5,12 +5,14 @@
 //! commands print or exit. A containerd fixture answers with a busybox image and `sh -c`; the
 //! fake runtime's fixture scripts the fake.
 //!
-//! ```ignore
+//! ```text
 //! #[tokio::test]
 //! async fn my_runtime_conforms() {
 //!     cloudless_core::testing::runtime::conformance(&MyFixture::new()).await;
 //! }
 //! ```
+//!
+//! `cloudless-runtime/tests/conformance.rs` runs it on `FakeRuntime`.
 //!
 //! Core has no timers: the fixture's `sleep` bounds every wait, so a broken runtime fails the
 //! suite with a message instead of hanging it. Each check runs on a fresh runtime.

@@ -1,10 +1,13 @@
 //! Conformance suite for the [`SecretStore`] contract.
 //!
-//! ```ignore
-//! #[tokio::test]
-//! async fn my_store_conforms() {
-//!     cloudless_core::testing::secret_store::conformance(|clock| MyStore::new(clock)).await;
-//! }
+//! ```
+//! use std::sync::Arc;
+//! use cloudless_core::testing::mem_secret_store::MemSecretStore;
+//!
+//! // The suite hands each store a manual clock it moves to test token expiry.
+//! futures::executor::block_on(cloudless_core::testing::secret_store::conformance(|clock| {
+//!     MemSecretStore::new(Arc::new(clock), 7)
+//! }));
 //! ```
 //!
 //! `make` receives a [`ManualClock`] the store must read its time from: the suite moves it to

@@ -3,16 +3,18 @@
 //! Run it from an implementation's tests inside a tokio runtime (wrap it in a timeout: a
 //! transport that loses a frame makes the suite wait forever rather than guess a duration):
 //!
-//! ```ignore
+//! ```text
 //! #[tokio::test]
 //! async fn my_transport_conforms() {
 //!     cloudless_core::testing::transport::conformance(|| async {
-//!         let (a, b) = make_two_endpoints().await;
-//!         TransportPair { a, b, b_addr: b_address }
+//!         let (a, b, b_addr) = make_two_endpoints().await;
+//!         TransportPair { a, b, b_addr }
 //!     })
 //!     .await;
 //! }
 //! ```
+//!
+//! `cloudless-net/tests/transport_conformance.rs` runs it on `MemTransport`.
 //!
 //! Each check gets a fresh pair from the factory. The suite needs no timers and no runtime of
 //! its own; it panics (with the name of the check) on the first violation.
