@@ -19,3 +19,4 @@
 pub mod fake;
 
 pub use fake::FakeRuntime;
+pub mod oci;
