@@ -16,7 +16,7 @@ use crate::node::Node;
 use crate::replica::Replica;
 use crate::resources::Resources;
 use crate::state::ClusterState;
-use crate::workload::Workload;
+use crate::workload::{TopologyKey, Workload};
 
 /// An immutable view of the cluster for one scheduling pass.
 #[derive(Debug, Clone, Default)]
@@ -150,6 +150,173 @@ pub struct PlacementContext<'a> {
     pub batch: &'a [NodeId],
     /// Free resources per node after the batch's reservations so far.
     pub free: &'a BTreeMap<NodeId, Resources>,
+    /// Replicas per topology domain of the workloads the request relates to (itself and the
+    /// workloads its affinity terms name), existing reservations plus the batch so far.
+    pub topology: &'a TopologyCounts,
+}
+
+impl PlacementContext<'_> {
+    /// Free resources on `node` after the batch so far (zero for an unknown node).
+    pub fn free_on(&self, node: NodeId) -> Resources {
+        self.free.get(&node).copied().unwrap_or(Resources::ZERO)
+    }
+}
+
+/// How a filter's or scorer's answer for one node can change while a batch is being placed.
+///
+/// The pipeline evaluates every node once per request, then after each placement re-evaluates
+/// only the nodes the declaration says may have changed. Declaring too narrow a scope gives
+/// stale answers; [`Volatility::Any`] (the default) is always correct.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Volatility {
+    /// Depends only on the snapshot, the request and the node: never changes within a batch.
+    Fixed,
+    /// Changes only when a replica of the batch lands on this very node (e.g. free resources).
+    OnNode,
+    /// Changes when a replica of the batch lands in the node's domain of this key.
+    InDomain(TopologyKey),
+    /// May change after any placement.
+    Any,
+}
+
+impl Volatility {
+    /// The wider of two scopes (`Fixed` < `OnNode` = `InDomain(Node)` < zone < region < `Any`).
+    pub fn widen(self, other: Volatility) -> Volatility {
+        fn rank(v: Volatility) -> u8 {
+            match v {
+                Volatility::Fixed => 0,
+                Volatility::OnNode | Volatility::InDomain(TopologyKey::Node) => 1,
+                Volatility::InDomain(TopologyKey::Zone) => 2,
+                Volatility::InDomain(TopologyKey::Region) => 3,
+                Volatility::Any => 4,
+            }
+        }
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// Replica counts of a few workloads per topology domain (node, zone within region, region).
+///
+/// Built per request for the workloads it names, so filters and scorers answer affinity and
+/// spread questions with a map lookup instead of a scan of the replica ledger.
+#[derive(Debug, Clone, Default)]
+pub struct TopologyCounts {
+    by_workload: BTreeMap<String, DomainCounts>,
+}
+
+/// Counts of one workload's replicas per domain.
+#[derive(Debug, Clone, Default)]
+struct DomainCounts {
+    total: u32,
+    nodes: BTreeMap<NodeId, u32>,
+    regions: BTreeMap<String, RegionCounts>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct RegionCounts {
+    total: u32,
+    zones: BTreeMap<String, u32>,
+}
+
+impl TopologyCounts {
+    /// Counts the replicas holding reservations in `snapshot` of the request's own workload and of
+    /// every workload its affinity and anti-affinity terms name (same namespace, by name).
+    pub fn for_request(snapshot: &ClusterSnapshot, request: &PlacementRequest) -> Self {
+        let own = &request.workload;
+        let placement = &own.spec.placement;
+        let mut names: Vec<&str> = vec![own.name.as_str()];
+        for terms in [
+            &placement.workload_affinity,
+            &placement.workload_anti_affinity,
+        ] {
+            names.extend(terms.required.iter().map(|t| t.workload.as_str()));
+            names.extend(terms.preferred.iter().map(|p| p.term.workload.as_str()));
+        }
+        let mut out = Self::default();
+        for name in &names {
+            out.by_workload.entry((*name).to_owned()).or_default();
+        }
+        // Which workload ids count under which name: the request's own id always counts as
+        // itself, other workloads of the namespace by their name.
+        let mut ids: BTreeMap<WorkloadId, &str> = BTreeMap::new();
+        for (id, w) in &snapshot.workloads {
+            if w.namespace == own.namespace && names.contains(&w.name.as_str()) {
+                ids.insert(*id, w.name.as_str());
+            }
+        }
+        ids.insert(own.id, own.name.as_str());
+        for replica in snapshot.replicas.values() {
+            if !replica.holds_reservation() {
+                continue;
+            }
+            let (Some(name), Some(node)) = (
+                ids.get(&replica.workload),
+                snapshot.nodes.get(&replica.node),
+            ) else {
+                continue;
+            };
+            out.record(name, node);
+        }
+        out
+    }
+
+    /// Adds one replica of `workload` on `node` (the pipeline calls this as the batch is placed).
+    pub fn record(&mut self, workload: &str, node: &Node) {
+        // Look up before inserting: the batch records one replica per placement, and the keys
+        // almost always exist already, so no string is allocated on the hot path.
+        if !self.by_workload.contains_key(workload) {
+            self.by_workload
+                .insert(workload.to_owned(), DomainCounts::default());
+        }
+        let Some(counts) = self.by_workload.get_mut(workload) else {
+            return;
+        };
+        counts.total += 1;
+        *counts.nodes.entry(node.id).or_default() += 1;
+        if !counts.regions.contains_key(&node.report.region) {
+            counts
+                .regions
+                .insert(node.report.region.clone(), RegionCounts::default());
+        }
+        if let Some(region) = counts.regions.get_mut(&node.report.region) {
+            region.total += 1;
+            match region.zones.get_mut(&node.report.zone) {
+                Some(n) => *n += 1,
+                None => {
+                    region.zones.insert(node.report.zone.clone(), 1);
+                }
+            }
+        }
+    }
+
+    /// Replicas of `workload` in `node`'s domain of `key` (0 for a workload not counted).
+    pub fn count(&self, workload: &str, key: TopologyKey, node: &Node) -> u32 {
+        let Some(counts) = self.by_workload.get(workload) else {
+            return 0;
+        };
+        match key {
+            TopologyKey::Node => counts.nodes.get(&node.id).copied().unwrap_or(0),
+            TopologyKey::Region => counts
+                .regions
+                .get(&node.report.region)
+                .map_or(0, |r| r.total),
+            TopologyKey::Zone => counts
+                .regions
+                .get(&node.report.region)
+                .and_then(|r| r.zones.get(&node.report.zone))
+                .copied()
+                .unwrap_or(0),
+        }
+    }
+
+    /// Replicas of `workload` in the whole cluster.
+    pub fn total(&self, workload: &str) -> u32 {
+        self.by_workload.get(workload).map_or(0, |c| c.total)
+    }
 }
 
 /// A hard constraint: may this replica go on this node?
@@ -162,6 +329,12 @@ pub trait Filter: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// `Ok(())` if the node is feasible, else a short reason.
     fn check(&self, ctx: &PlacementContext<'_>, node: &Node) -> Result<(), String>;
+    /// How the answer can change while a batch of `request` is placed; [`Volatility::Any`]
+    /// (always correct) unless overridden.
+    fn volatility(&self, request: &PlacementRequest) -> Volatility {
+        let _ = request;
+        Volatility::Any
+    }
 }
 
 /// A soft preference: how good is this node for the replica?
@@ -175,6 +348,12 @@ pub trait Scorer: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// A score in `[0, 1]`.
     fn score(&self, ctx: &PlacementContext<'_>, node: &Node) -> f64;
+    /// How the answer can change while a batch of `request` is placed; [`Volatility::Any`]
+    /// (always correct) unless overridden.
+    fn volatility(&self, request: &PlacementRequest) -> Volatility {
+        let _ = request;
+        Volatility::Any
+    }
 }
 
 #[cfg(test)]

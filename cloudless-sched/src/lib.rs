@@ -9,8 +9,12 @@
 //!  old + new replica sets + readiness ─▶ rollout   ─▶ next rollout steps
 //! ```
 
+pub mod config;
 pub mod filters;
 pub mod pipeline;
 pub mod reconcile;
 pub mod rollout;
 pub mod scorers;
+
+pub use config::{SchedulerConfig, Weights};
+pub use pipeline::{WeightedScheduler, WeightedSchedulerBuilder};
