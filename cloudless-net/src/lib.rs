@@ -27,3 +27,5 @@ pub use mem::{FaultConfig, MemConfig, MemNetwork, MemTransport};
 pub use rpc::{Method, Router, RpcClient, RpcConfig, RpcEndpoint, RpcError, Status, StatusCode};
 
 pub use wire::WireError;
+pub mod identity;
+pub mod quic;

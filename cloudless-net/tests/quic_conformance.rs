@@ -1,0 +1,135 @@
+//! QuicTransport on 127.0.0.1 passes the public Transport conformance suite, and the typed RPC
+//! layer runs over it unchanged.
+
+#![allow(clippy::unwrap_used)] // Tests unwrap to fail loudly.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use cloudless_core::ids::NodeId;
+use cloudless_core::testing::transport::{TransportPair, conformance};
+use cloudless_core::transport::{PeerIdentity, Role, Transport};
+use cloudless_net::identity::{ClusterCa, DEFAULT_NODE_LIFETIME, NodeCredentials, NodeKey};
+use cloudless_net::quic::{QuicConfig, QuicTransport};
+use cloudless_net::wire::pb;
+use cloudless_net::{Method, Router, RpcConfig, RpcEndpoint, RpcError};
+use futures::StreamExt;
+
+fn creds(ca: &ClusterCa, role: Role, node: u64) -> NodeCredentials {
+    let key = NodeKey::generate().unwrap();
+    let id = PeerIdentity {
+        cluster: ca.cluster().to_owned(),
+        role,
+        node: NodeId(node),
+    };
+    let cert = ca
+        .issue(
+            &key.csr().unwrap(),
+            &id,
+            SystemTime::now(),
+            DEFAULT_NODE_LIFETIME,
+        )
+        .unwrap();
+    NodeCredentials::new(&key, cert, ca.cert().clone()).unwrap()
+}
+
+fn bind(creds: &NodeCredentials) -> Arc<QuicTransport> {
+    let config = QuicConfig::default().with_max_frame_size(1 << 20);
+    Arc::new(QuicTransport::bind("127.0.0.1:0".parse().unwrap(), creds, config).unwrap())
+}
+
+#[tokio::test]
+async fn quic_transport_conforms() {
+    let ca = ClusterCa::init("conformance", SystemTime::now()).unwrap();
+    let (agent, coordinator) = (creds(&ca, Role::Agent, 1), creds(&ca, Role::Coordinator, 2));
+    let suite = conformance(|| {
+        let a = bind(&agent);
+        let b = bind(&coordinator);
+        let b_addr = b.local_addr().unwrap().to_string();
+        async move { TransportPair { a, b, b_addr } }
+    });
+    tokio::time::timeout(Duration::from_secs(60), suite)
+        .await
+        .expect("suite stalled");
+}
+
+const SEC: Duration = Duration::from_secs(1);
+const INC: Method<pb::NodeId, pb::NodeId> = Method::idempotent("test.v1.Echo/Inc");
+const WHOAMI: Method<pb::NodeId, pb::NodeId> = Method::new("test.v1.Echo/WhoAmI");
+const SLOW: Method<pb::NodeId, pb::NodeId> = Method::new("test.v1.Echo/Slow");
+const COUNT: Method<pb::NodeId, pb::NodeId> = Method::new("test.v1.Echo/Count");
+
+fn router() -> Router {
+    let mut r = Router::new();
+    r.unary(&INC, |_ctx, req: pb::NodeId| async move {
+        Ok(pb::NodeId {
+            value: req.value + 1,
+        })
+    });
+    r.unary(&WHOAMI, |ctx, _req: pb::NodeId| async move {
+        Ok(pb::NodeId {
+            value: ctx.peer.node.get(),
+        })
+    });
+    r.unary(&SLOW, |_ctx, req: pb::NodeId| async move {
+        tokio::time::sleep(Duration::from_secs(req.value)).await;
+        Ok(req)
+    });
+    r.server_streaming(&COUNT, |_ctx, req: pb::NodeId| {
+        futures::stream::iter((0..req.value).map(|i| Ok(pb::NodeId { value: i })))
+    });
+    r
+}
+
+#[tokio::test]
+async fn typed_rpc_runs_over_quic() {
+    let ca = ClusterCa::init("rpc", SystemTime::now()).unwrap();
+    let agent = bind(&creds(&ca, Role::Agent, 7));
+    let coordinator = bind(&creds(&ca, Role::Coordinator, 1));
+    let addr = coordinator.local_addr().unwrap().to_string();
+    let server = RpcEndpoint::start(coordinator.clone(), router(), RpcConfig::default()).unwrap();
+    let client_ep = RpcEndpoint::start(agent.clone(), router(), RpcConfig::default()).unwrap();
+    let who = agent.connect(&addr).await.unwrap();
+    assert_eq!(who.role, Role::Coordinator);
+    let client = client_ep.client();
+
+    // A round trip; the server sees the caller's certificate identity.
+    let out = client
+        .call(who.node, &INC, pb::NodeId { value: 41 }, SEC)
+        .await
+        .unwrap();
+    assert_eq!(out.value, 42);
+    let me = client
+        .call(who.node, &WHOAMI, pb::NodeId { value: 0 }, SEC)
+        .await;
+    assert_eq!(me.unwrap().value, 7);
+
+    // The coordinator calls back over the connection the agent opened.
+    let back = server
+        .client()
+        .call(NodeId(7), &WHOAMI, pb::NodeId { value: 0 }, SEC)
+        .await
+        .unwrap();
+    assert_eq!(back.value, 1);
+
+    // Deadline exceeded.
+    let slow = client
+        .call(
+            who.node,
+            &SLOW,
+            pb::NodeId { value: 30 },
+            Duration::from_millis(200),
+        )
+        .await;
+    assert!(matches!(slow, Err(RpcError::DeadlineExceeded)), "{slow:?}");
+
+    // A server stream delivers every item, then ends.
+    let items: Vec<u64> = client
+        .call_stream(who.node, &COUNT, pb::NodeId { value: 50 }, SEC * 5)
+        .await
+        .unwrap()
+        .map(|r| r.unwrap().value)
+        .collect()
+        .await;
+    assert_eq!(items, (0..50).collect::<Vec<_>>());
+}
