@@ -1,0 +1,260 @@
+//! [`RaftConsensus`]: the [`Consensus`] trait on openraft.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cloudless_core::consensus::{
+    ChangeStream, Consensus, ConsensusError, ConsensusStatus, WatchFilter,
+};
+use cloudless_core::ids::{NodeId, Revision};
+use cloudless_core::state::{Applied, ClusterState, CommandEnvelope};
+use cloudless_core::transport::Transport;
+use cloudless_net::RpcClient;
+use openraft::BasicNode;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, Fatal, RaftError};
+
+use crate::config::RaftConsensusConfig;
+use crate::db::OpenError;
+use crate::history::Hub;
+use crate::network::RpcNetworkFactory;
+use crate::profile::openraft_config;
+use crate::server::RaftService;
+use crate::store::open_store;
+use crate::types::Raft;
+
+/// Why a member could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The timing or compaction settings are invalid.
+    #[error("invalid raft settings: {0}")]
+    Config(#[from] openraft::ConfigError),
+    /// The raft service was already attached to another member.
+    #[error("the raft service already serves another member")]
+    ServiceInUse,
+    /// openraft failed to start (storage failure while loading state).
+    #[error("raft failed to start: {0}")]
+    Raft(String),
+}
+
+/// A raft member serving the [`Consensus`] contract.
+///
+/// Proposals go through `client_write` on the leader (followers answer `NotLeader` with the
+/// leader hint); `state()` is linearizable through a read-index (`ensure_linearizable`);
+/// watches read the local applied history.
+#[derive(Clone)]
+pub struct RaftConsensus {
+    id: NodeId,
+    raft: Raft,
+    hub: Arc<Hub>,
+    config: RaftConsensusConfig,
+}
+
+impl std::fmt::Debug for RaftConsensus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftConsensus")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RaftConsensus {
+    /// Opens the data directory, starts raft with the network over `client`/`transport` and
+    /// attaches it to `service` (whose routes the member's RPC endpoint serves).
+    pub async fn start(
+        config: RaftConsensusConfig,
+        transport: Arc<dyn Transport>,
+        client: RpcClient,
+        service: &RaftService,
+    ) -> Result<Self, StartError> {
+        let raft_config = openraft_config(&config.cluster, config.timeouts, config.compaction)?;
+        let store = open_store(&config.data_dir, config.retained_changes)?;
+        let network = RpcNetworkFactory::new(transport, client);
+        let raft = Raft::new(
+            config.id.0,
+            Arc::new(raft_config),
+            network,
+            store.log,
+            store.state_machine,
+        )
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+        if !service.attach(raft.clone()) {
+            drop(raft.shutdown().await);
+            return Err(StartError::ServiceInUse);
+        }
+        Ok(Self {
+            id: config.id,
+            raft,
+            hub: store.hub,
+            config,
+        })
+    }
+
+    /// Creates a new cluster with `members` (id → raft address) as its voters. Call once, on
+    /// one member of a fresh cluster.
+    pub async fn initialize(
+        &self,
+        members: BTreeMap<NodeId, String>,
+    ) -> Result<(), ConsensusError> {
+        let nodes: BTreeMap<u64, BasicNode> = members
+            .into_iter()
+            .map(|(id, addr)| (id.0, BasicNode::new(addr)))
+            .collect();
+        self.raft.initialize(nodes).await.map_err(|e| match e {
+            RaftError::APIError(e) => ConsensusError::Membership(e.to_string()),
+            RaftError::Fatal(f) => fatal(f),
+        })
+    }
+
+    /// The openraft handle (metrics, triggers), for tests and diagnostics.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Stops raft and ends every watch stream with `Shutdown`.
+    pub async fn shutdown(&self) {
+        // A join error means the core task is already gone; either way it is stopped.
+        drop(self.raft.shutdown().await);
+        self.hub.shutdown();
+    }
+
+    async fn within<T>(&self, what: &str, f: impl Future<Output = T>) -> Result<T, ConsensusError> {
+        tokio::time::timeout(self.config.propose_timeout, f)
+            .await
+            .map_err(|_| {
+                ConsensusError::Unavailable(format!(
+                    "{what} did not complete within {:?} (no quorum?)",
+                    self.config.propose_timeout
+                ))
+            })
+    }
+
+    fn voters(&self) -> BTreeSet<u64> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
+    async fn change_voters(&self, voters: BTreeSet<u64>) -> Result<(), ConsensusError> {
+        let changed = self
+            .within(
+                "membership change",
+                self.raft.change_membership(voters, false),
+            )
+            .await?;
+        changed.map(drop).map_err(write_error)
+    }
+}
+
+fn fatal(f: Fatal<u64>) -> ConsensusError {
+    match f {
+        Fatal::Stopped => ConsensusError::Shutdown,
+        other => ConsensusError::Storage(other.to_string()),
+    }
+}
+
+fn write_error(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> ConsensusError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ConsensusError::NotLeader {
+            leader: f.leader_id.map(NodeId),
+        },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            ConsensusError::Membership(e.to_string())
+        }
+        RaftError::Fatal(f) => fatal(f),
+    }
+}
+
+fn read_error(e: RaftError<u64, CheckIsLeaderError<u64, BasicNode>>) -> ConsensusError {
+    match e {
+        RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)) => ConsensusError::NotLeader {
+            leader: f.leader_id.map(NodeId),
+        },
+        RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(q)) => {
+            ConsensusError::Unavailable(q.to_string())
+        }
+        RaftError::Fatal(f) => fatal(f),
+    }
+}
+
+#[async_trait]
+impl Consensus for RaftConsensus {
+    async fn propose(&self, command: CommandEnvelope) -> Result<Applied, ConsensusError> {
+        let written = self
+            .within("proposal", self.raft.client_write(command))
+            .await?;
+        Ok(written.map_err(write_error)?.data?)
+    }
+
+    async fn state(&self) -> Result<Arc<ClusterState>, ConsensusError> {
+        self.within("read index", self.raft.ensure_linearizable())
+            .await?
+            .map_err(read_error)?;
+        Ok(Arc::clone(&self.hub.lock().state))
+    }
+
+    async fn watch(
+        &self,
+        filter: WatchFilter,
+        from: Revision,
+    ) -> Result<ChangeStream, ConsensusError> {
+        self.hub.watch(filter, from)
+    }
+
+    async fn status(&self) -> Result<ConsensusStatus, ConsensusError> {
+        let (leader, term, voters) = {
+            let m = self.raft.metrics().borrow().clone();
+            if let Err(f) = m.running_state {
+                return Err(fatal(f));
+            }
+            let voters = m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .map(NodeId)
+                .collect();
+            (m.current_leader.map(NodeId), m.current_term, voters)
+        };
+        Ok(ConsensusStatus {
+            id: self.id,
+            leader,
+            term,
+            voters,
+            applied: self.hub.lock().state.revision,
+        })
+    }
+
+    async fn add_voter(&self, id: NodeId, address: String) -> Result<(), ConsensusError> {
+        let added = self
+            .within(
+                "adding a learner",
+                self.raft.add_learner(id.0, BasicNode::new(address), true),
+            )
+            .await?;
+        added.map_err(write_error)?;
+        let mut voters = self.voters();
+        voters.insert(id.0);
+        self.change_voters(voters).await
+    }
+
+    async fn remove_voter(&self, id: NodeId) -> Result<(), ConsensusError> {
+        let mut voters = self.voters();
+        if !voters.remove(&id.0) {
+            return Err(ConsensusError::Membership(format!("{id} is not a voter")));
+        }
+        self.change_voters(voters).await
+    }
+}
