@@ -214,7 +214,7 @@ proptest! {
         };
         for s in plan(&input).steps {
             if let RolloutStep::Retire { replica, .. } = s {
-                let r = live.iter().find(|r| r.id == replica).unwrap();
+                let r = live.iter().find(|r| r.id == replica).expect("retires a live replica");
                 prop_assert!(r.draining, "paused rollout retired {replica}");
             }
         }

@@ -1,0 +1,42 @@
+//! Turning actions into core commands.
+
+use cloudless_core::ids::ReplicaId;
+use cloudless_core::replica::ReplicaPhase;
+use cloudless_core::state::{ClusterState, Command};
+
+use super::ReconcileAction;
+
+/// The core commands for the direct actions: one `UpdateReplica` to Stopping per
+/// [`Stop`](ReconcileAction::Stop) (keeping the replica's restart count, the reason as its
+/// message), then one `UnassignReplicas` for all [`Unassign`](ReconcileAction::Unassign)s.
+///
+/// [`Place`](ReconcileAction::Place) is skipped: the driver asks the Scheduler first. A stop of
+/// a replica `state` no longer holds is skipped too (the action was computed from an older
+/// state; the next round decides again).
+pub fn to_commands(state: &ClusterState, actions: &[ReconcileAction]) -> Vec<Command> {
+    let mut commands = Vec::new();
+    let mut unassign: Vec<ReplicaId> = Vec::new();
+    for action in actions {
+        match action {
+            ReconcileAction::Place { .. } => {}
+            ReconcileAction::Stop { replica, reason } => {
+                let Some(r) = state.replicas.get(replica) else {
+                    continue;
+                };
+                commands.push(Command::UpdateReplica {
+                    replica: *replica,
+                    phase: ReplicaPhase::Stopping,
+                    ready: false,
+                    restarts: r.restarts,
+                    address: None,
+                    message: reason.to_string(),
+                });
+            }
+            ReconcileAction::Unassign { replica, .. } => unassign.push(*replica),
+        }
+    }
+    if !unassign.is_empty() {
+        commands.push(Command::UnassignReplicas { replicas: unassign });
+    }
+    commands
+}
