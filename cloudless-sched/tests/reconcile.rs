@@ -9,7 +9,7 @@ use cloudless_core::state::{ClusterState, Command};
 use cloudless_sched::reconcile::{
     PlaceReason, ReconcileAction, StopReason, UnassignReason, reconcile, to_commands,
 };
-use cloudless_sched::rollout::{RetireReason, RolloutStatus};
+use cloudless_sched::rollout::{RetireReason, RolloutStatus, Stuck};
 use reconcile_support::*;
 
 fn running(state: &mut ClusterState, r: ReplicaId) {
@@ -363,5 +363,70 @@ fn replicas_of_a_deleted_workload_are_unassigned_once_finished() {
             replica: r1,
             reason: UnassignReason::WorkloadDeleted,
         }]
+    );
+}
+
+#[test]
+fn stops_computed_from_an_older_state_are_dropped() {
+    let mut s = ClusterState::new();
+    let n1 = node(&mut s, "n1", "z1", 10);
+    let w = workload(&mut s, "web", spec(1, 1, None));
+    let r1 = assign(&mut s, w, n1);
+    let stale = vec![
+        ReconcileAction::Stop {
+            replica: r1,
+            reason: StopReason::WorkloadDeleted,
+        },
+        ReconcileAction::Stop {
+            replica: ReplicaId(99),
+            reason: StopReason::WorkloadDeleted,
+        },
+    ];
+    report(&mut s, r1, ReplicaPhase::Failed, false);
+    assert_eq!(to_commands(&s, &stale), vec![]);
+}
+
+#[test]
+fn a_scale_below_min_available_mid_rollout_reports_a_stuck_rollout() {
+    let mut s = ClusterState::new();
+    let n1 = node(&mut s, "n1", "z1", 10);
+    let w = workload(&mut s, "web", spec(3, 0, Some(2)));
+    for _ in 0..3 {
+        let r = assign(&mut s, w, n1);
+        running(&mut s, r);
+    }
+    let mut next = s.workloads[&w].spec.clone();
+    next.image = "localhost/cloudless/busybox:1.37".into();
+    ok(
+        &mut s,
+        Command::UpdateWorkload {
+            workload: w,
+            expected_generation: None,
+            spec: next,
+        },
+    );
+    ok(
+        &mut s,
+        Command::ScaleWorkload {
+            workload: w,
+            replicas: 2,
+        },
+    );
+    // Two old replicas must go but both are needed for minAvailable 2, and maxSurge 0 allows
+    // no third: stuck, and said so.
+    round(&mut s);
+    agents(&mut s);
+    round(&mut s);
+    agents(&mut s);
+    let r = reconcile(&s);
+    assert_eq!(r.actions, vec![]);
+    assert_eq!(
+        r.rollouts[&w],
+        RolloutStatus::Stuck(Stuck {
+            ready: 2,
+            min_available: 2,
+            replicas: 2,
+            surge_limit: 0,
+        })
     );
 }

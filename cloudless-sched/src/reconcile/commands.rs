@@ -11,8 +11,9 @@ use super::ReconcileAction;
 /// message), then one `UnassignReplicas` for all [`Unassign`](ReconcileAction::Unassign)s.
 ///
 /// [`Place`](ReconcileAction::Place) is skipped: the driver asks the Scheduler first. A stop of
-/// a replica `state` no longer holds is skipped too (the action was computed from an older
-/// state; the next round decides again).
+/// a replica that `state` no longer holds, or that is already stopping or finished, is skipped
+/// too (the action was computed from an older state; the next round decides again), so the
+/// commands are never rejected for an invalid transition.
 pub fn to_commands(state: &ClusterState, actions: &[ReconcileAction]) -> Vec<Command> {
     let mut commands = Vec::new();
     let mut unassign: Vec<ReplicaId> = Vec::new();
@@ -23,6 +24,10 @@ pub fn to_commands(state: &ClusterState, actions: &[ReconcileAction]) -> Vec<Com
                 let Some(r) = state.replicas.get(replica) else {
                     continue;
                 };
+                if r.phase == ReplicaPhase::Stopping || !r.phase.can_become(ReplicaPhase::Stopping)
+                {
+                    continue;
+                }
                 commands.push(Command::UpdateReplica {
                     replica: *replica,
                     phase: ReplicaPhase::Stopping,
