@@ -205,6 +205,13 @@ impl ClusterCa {
     }
 }
 
+/// Checks that `csr_der` is a well-formed CSR with a valid signature.
+pub(crate) fn validate_csr(csr_der: &[u8]) -> Result<(), IdentityError> {
+    CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
+        .map(|_| ())
+        .map_err(|e| IdentityError::InvalidCsr(e.to_string()))
+}
+
 /// The cluster name recorded in a CA certificate (its organization name).
 pub(crate) fn cluster_of_ca(cert: &CertificateDer<'_>) -> Result<String, IdentityError> {
     let (_, x509) = x509_parser::certificate::X509Certificate::from_der(cert.as_ref())

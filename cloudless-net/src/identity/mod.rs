@@ -15,12 +15,15 @@
 //! Every private key is written to a 0600 file and never logged. Join tokens are stored
 //! hashed only ([`token`]); the joiner pins the CA by its digest ([`verify::PinnedCaVerifier`]).
 
+mod base32;
 mod ca;
+pub mod enroll;
 mod error;
 mod files;
 mod node;
 pub mod spiffe;
 pub mod tls;
+pub mod token;
 pub mod verify;
 
 pub use ca::{CA_CERT_FILE, CA_KEY_FILE, ClusterCa, DEFAULT_BACKDATE, DEFAULT_NODE_LIFETIME};
@@ -28,3 +31,4 @@ pub use error::IdentityError;
 pub use files::write_private;
 pub use node::{NODE_CERT_FILE, NODE_KEY_FILE, NodeCredentials, NodeKey};
 pub use spiffe::{CaDigest, ca_digest, identity_from_cert};
+pub use token::{JoinToken, TokenError, TokenRole};

@@ -1,0 +1,156 @@
+//! The joiner side of enrollment, and the connect helper that pins the CA by digest.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cloudless_core::node::NodeReport;
+use prost::Message;
+use rustls_pki_types::CertificateDer;
+
+use super::messages::{EnrollRequest, EnrollResponse, RefusalCode};
+use super::{ENROLL_ALPN, MAX_ENROLL_MESSAGE};
+use crate::identity::spiffe::{CaDigest, ca_digest};
+use crate::identity::token::{JoinToken, TokenRole};
+use crate::identity::verify::PinnedCaVerifier;
+use crate::identity::{IdentityError, NodeCredentials, NodeKey, tls};
+use crate::wire::pb;
+
+/// Errors of [`enroll`] and [`connect_pinned`].
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    /// The server presented no CA certificate with the token's digest: nothing was sent.
+    #[error("the server's CA does not match the join token's CA digest; nothing was sent")]
+    CaMismatch,
+    /// The server could not be reached, or the handshake failed for another reason.
+    #[error("cannot reach {addr}: {reason}")]
+    Unreachable {
+        /// Address dialed.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The coordinator refused the enrollment.
+    #[error("enrollment refused ({code:?}): {message}")]
+    Refused {
+        /// Why, as a code.
+        code: RefusalCode,
+        /// Detail.
+        message: String,
+    },
+    /// The coordinator's answer is malformed or does not fit the request.
+    #[error("bad enrollment answer: {0}")]
+    Protocol(String),
+    /// Local key or certificate handling failed.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}
+
+/// What a joiner asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollParams {
+    /// The node's human name.
+    pub name: String,
+    /// The role to join as; the token must grant it.
+    pub role: TokenRole,
+    /// The node's first resource report.
+    pub report: NodeReport,
+}
+
+/// Dials `addr` with ALPN `alpn`, accepting the server only if its chain contains the CA whose
+/// digest is `digest` and its certificate is a coordinator's of that CA. Returns the endpoint
+/// (keep it alive with the connection), the connection, and the pinned CA certificate.
+pub async fn connect_pinned(
+    addr: SocketAddr,
+    digest: CaDigest,
+    alpn: &[u8],
+    timeout: Duration,
+) -> Result<(quinn::Endpoint, quinn::Connection, CertificateDer<'static>), EnrollError> {
+    let unreachable = |reason: String| EnrollError::Unreachable { addr, reason };
+    let verifier = Arc::new(PinnedCaVerifier::new(digest));
+    let tls = tls::client_config_with_verifier(verifier.clone(), None, alpn)?;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(Arc::new(tls))
+        .map_err(|e| unreachable(e.to_string()))?;
+    let local: SocketAddr = if addr.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let mut endpoint = quinn::Endpoint::client(local).map_err(|e| unreachable(e.to_string()))?;
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let connecting = endpoint
+        .connect(addr, "cloudless")
+        .map_err(|e| unreachable(e.to_string()))?;
+    let conn = match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(_)) if verifier.digest_mismatch() => return Err(EnrollError::CaMismatch),
+        Ok(Err(e)) => return Err(unreachable(e.to_string())),
+        Err(_) => return Err(unreachable("timed out".into())),
+    };
+    let ca = verifier
+        .pinned_ca()
+        .ok_or_else(|| EnrollError::Protocol("handshake finished without the pinned CA".into()))?;
+    Ok((endpoint, conn, ca))
+}
+
+/// Enrolls at the coordinator's enrollment endpoint `addr` with `token`, for `key` (generated
+/// locally; only its CSR is sent). Returns credentials ready for
+/// [`QuicTransport::bind`](crate::quic::QuicTransport::bind). Saving them (`save`, key 0600)
+/// is the caller's choice.
+pub async fn enroll(
+    addr: SocketAddr,
+    token: &JoinToken,
+    key: &NodeKey,
+    params: EnrollParams,
+    timeout: Duration,
+) -> Result<NodeCredentials, EnrollError> {
+    let (endpoint, conn, ca) =
+        connect_pinned(addr, token.ca_digest(), ENROLL_ALPN, timeout).await?;
+    let request = EnrollRequest {
+        token: token.reveal().to_string(),
+        csr: key.csr()?,
+        name: params.name.clone(),
+        role: params.role.as_str().to_owned(),
+        report: Some(pb::NodeReport::from(params.report)),
+    };
+    let exchange = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        send.write_all(&request.encode_to_vec())
+            .await
+            .map_err(|e| e.to_string())?;
+        send.finish().map_err(|e| e.to_string())?;
+        recv.read_to_end(MAX_ENROLL_MESSAGE)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let answer = tokio::time::timeout(timeout, exchange).await;
+    conn.close(0u8.into(), b"done");
+    endpoint.close(0u8.into(), b"done");
+    let bytes = answer
+        .map_err(|_| EnrollError::Unreachable {
+            addr,
+            reason: "timed out waiting for the answer".into(),
+        })?
+        .map_err(|reason| EnrollError::Unreachable { addr, reason })?;
+    let response = EnrollResponse::decode(bytes.as_slice())
+        .map_err(|e| EnrollError::Protocol(e.to_string()))?;
+    let code = RefusalCode::try_from(response.refusal).unwrap_or(RefusalCode::Unavailable);
+    if code != RefusalCode::None {
+        return Err(EnrollError::Refused {
+            code,
+            message: response.message,
+        });
+    }
+    if ca_digest(&response.ca) != token.ca_digest() || response.ca != ca.as_ref() {
+        return Err(EnrollError::Protocol("the answer names another CA".into()));
+    }
+    let creds = NodeCredentials::new(key, CertificateDer::from(response.cert), ca)?;
+    let id = creds.identity();
+    if id.node.get() != response.node || id.role.to_string() != params.role.as_str() {
+        return Err(EnrollError::Protocol(format!(
+            "the certificate names {id}, not the requested role and node {}",
+            response.node
+        )));
+    }
+    Ok(creds)
+}
