@@ -430,3 +430,44 @@ fn a_scale_below_min_available_mid_rollout_reports_a_stuck_rollout() {
         })
     );
 }
+
+#[test]
+fn actions_read_like_operator_messages() {
+    use cloudless_core::ids::{NodeId, WorkloadId};
+    let lines: Vec<String> = [
+        ReconcileAction::Place {
+            workload: WorkloadId(3),
+            generation: Generation(2),
+            count: 2,
+            exclude: vec![NodeId(7)],
+            reason: PlaceReason::ReplaceLost,
+        },
+        ReconcileAction::Stop {
+            replica: ReplicaId(12),
+            reason: StopReason::Retired(RetireReason::OldGeneration {
+                generation: Generation(1),
+                desired: Generation(2),
+            }),
+        },
+        ReconcileAction::Stop {
+            replica: ReplicaId(13),
+            reason: StopReason::Retired(RetireReason::Draining),
+        },
+        ReconcileAction::Unassign {
+            replica: ReplicaId(14),
+            reason: UnassignReason::NodeGone { node: NodeId(7) },
+        },
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(
+        lines,
+        [
+            "place 2 x w3@g2: replacing lost replicas",
+            "stop r12: old generation g1, rolling out g2",
+            "stop r13: node is draining, replacement ready",
+            "unassign r14: node n7 no longer exists",
+        ]
+    );
+}

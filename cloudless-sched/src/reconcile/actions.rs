@@ -109,7 +109,7 @@ impl fmt::Display for StopReason {
             StopReason::ScaleDown { desired, live } => {
                 write!(f, "scale down: {live} live replicas, {desired} desired")
             }
-            StopReason::Retired(r) => write!(f, "rollout: {r}"),
+            StopReason::Retired(r) => r.fmt(f),
             StopReason::WorkloadDeleted => f.write_str("workload deleted"),
         }
     }

@@ -21,7 +21,7 @@ mod workload;
 use std::collections::BTreeMap;
 
 use cloudless_core::ids::WorkloadId;
-use cloudless_core::replica::ReplicaPhase;
+use cloudless_core::replica::{Replica, ReplicaPhase};
 use cloudless_core::state::ClusterState;
 
 pub use actions::*;
@@ -45,14 +45,22 @@ pub struct Reconciliation {
 /// no clock is read or needed.
 pub fn reconcile(state: &ClusterState) -> Reconciliation {
     let mut out = Reconciliation::default();
-    for w in state.workloads.values() {
-        let status = workload::reconcile(state, w, &mut out.actions);
-        out.rollouts.insert(w.id, status);
-    }
+    // One pass over the ledger, not one per workload.
+    let mut owned: BTreeMap<WorkloadId, Vec<&Replica>> = BTreeMap::new();
+    let mut orphans = Vec::new();
     for r in state.replicas.values() {
         if state.workloads.contains_key(&r.workload) {
-            continue;
+            owned.entry(r.workload).or_default().push(r);
+        } else {
+            orphans.push(r);
         }
+    }
+    for w in state.workloads.values() {
+        let replicas = owned.get(&w.id).map(Vec::as_slice).unwrap_or_default();
+        let status = workload::reconcile(state, w, replicas, &mut out.actions);
+        out.rollouts.insert(w.id, status);
+    }
+    for r in orphans {
         // DeleteWorkload turned live replicas Stopping; wait for their agents to finish them.
         if r.phase.is_terminal() {
             out.actions.push(ReconcileAction::Unassign {

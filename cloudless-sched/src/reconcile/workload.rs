@@ -4,23 +4,25 @@ use std::collections::BTreeSet;
 
 use cloudless_core::ids::NodeId;
 use cloudless_core::node::Liveness;
-use cloudless_core::replica::ReplicaPhase;
+use cloudless_core::replica::{Replica, ReplicaPhase};
 use cloudless_core::state::ClusterState;
 use cloudless_core::workload::Workload;
 
 use super::{PlaceReason, ReconcileAction, StopReason, UnassignReason, scale_down};
 use crate::rollout::{self, RolloutInput, RolloutReplica, RolloutStatus, RolloutStep, count_u32};
 
-/// Appends the actions for `w` and returns its rollout status.
+/// Appends the actions for `w`, whose ledger entries are `replicas` (by id), and returns its
+/// rollout status.
 pub(super) fn reconcile(
     state: &ClusterState,
     w: &Workload,
+    replicas: &[&Replica],
     actions: &mut Vec<ReconcileAction>,
 ) -> RolloutStatus {
     let mut live = Vec::new();
     let mut lost = 0usize;
     let mut lost_nodes = BTreeSet::new();
-    for r in state.replicas_of(w.id) {
+    for r in replicas {
         if r.phase.is_terminal() {
             actions.push(ReconcileAction::Unassign {
                 replica: r.id,

@@ -109,8 +109,8 @@ impl fmt::Display for RetireReason {
             RetireReason::OldGeneration {
                 generation,
                 desired,
-            } => write!(f, "runs generation {generation}, rollout to {desired}"),
-            RetireReason::Draining => f.write_str("node is draining"),
+            } => write!(f, "old generation {generation}, rolling out {desired}"),
+            RetireReason::Draining => f.write_str("node is draining, replacement ready"),
         }
     }
 }
