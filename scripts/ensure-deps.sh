@@ -7,6 +7,14 @@ need_pkgs=()
 command -v protoc >/dev/null 2>&1 || need_pkgs+=(protobuf-compiler)
 command -v cc >/dev/null 2>&1 || need_pkgs+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_pkgs+=(pkg-config)
+# The containerd runtime's tests start a private containerd (with runc) and build their test
+# image from the static busybox.
+command -v containerd >/dev/null 2>&1 || need_pkgs+=(containerd)
+command -v runc >/dev/null 2>&1 || need_pkgs+=(runc)
+# (the image has no libc, so Debian's dynamic `busybox` package would not do)
+if command -v dpkg-query >/dev/null 2>&1; then
+  dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=(busybox-static)
+fi
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "==> installing Debian packages: ${need_pkgs[*]}"

@@ -19,4 +19,6 @@
 pub mod fake;
 
 pub use fake::FakeRuntime;
+pub mod containerd;
 pub mod oci;
+pub use containerd::{ContainerdConfig, ContainerdRuntime};

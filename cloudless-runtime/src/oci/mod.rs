@@ -28,8 +28,9 @@ pub use user::ImageUser;
 
 /// The CFS period Cloudless uses, in microseconds; the quota is `millicores * period / 1000`.
 pub const CPU_PERIOD_US: u64 = 100_000;
-/// Open-file limit of container processes (soft and hard).
-pub const NOFILE_LIMIT: u64 = 1_048_576;
+/// Open-file limit of container processes (soft and hard), as containerd's default spec: a
+/// shim cannot raise it above its own hard limit, which is host-dependent.
+pub const NOFILE_LIMIT: u64 = 1024;
 /// Masked kernel paths (bind-mounted over with nothing).
 pub const MASKED_PATHS: &[&str] = &[
     "/proc/acpi",

@@ -1,0 +1,284 @@
+//! [`ContainerdRuntime`]: the default [`Runtime`], over containerd's gRPC API (1.6 and newer).
+//!
+//! ```text
+//!  ContainerdRuntime ── unix socket, namespace + lease metadata on every call ──▶ containerd
+//!     import_image: tar ─▶ content.write ─▶ images.create ─▶ snapshots.prepare + diff.apply
+//!     create: images.get/content.read ─▶ hardened OCI spec (crate::oci) ─▶ lease ─▶
+//!             snapshots.prepare(key = id) ─▶ containers.create(labels)
+//!     start:  tasks.create(stdout/stderr = file://<data>/logs/<ns>/<id>.log) ─▶ tasks.start
+//!             ─▶ waiter: tasks.wait ─▶ tasks.delete ─▶ exit code into labels ─▶ events()
+//!     stop:   SIGTERM, grace, SIGKILL ─▶ the waiter's exit
+//!     remove: stop ─▶ containers.delete ─▶ snapshots.remove ─▶ leases.delete
+//! ```
+//!
+//! The container's exit is stored in its containerd labels, so a restarted agent reads the
+//! state back rather than remembering it. Logs are files the shim appends to; the agent only
+//! reads them, so a stopped agent never blocks its containers.
+
+mod client;
+mod container;
+mod exec;
+mod image;
+mod import;
+mod local;
+mod logs;
+mod task;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cloudless_core::node::Platform;
+use cloudless_core::runtime::{
+    ContainerId, ContainerSpec, ContainerStats, ContainerStatus, ExecOutput, ImageInfo, LogChunk,
+    Runtime, RuntimeError, RuntimeEvent, Support,
+};
+use futures::stream::BoxStream;
+
+use crate::oci::{HostSecurity, NetworkMode};
+use client::Client;
+use local::Local;
+
+/// Label marking containers this runtime manages (`list` and adoption select on it).
+pub const LABEL_MANAGED: &str = "cloudless.io/managed";
+/// Label with the owning workload id.
+pub const LABEL_WORKLOAD: &str = "cloudless.io/workload";
+/// Label with the replica id.
+pub const LABEL_REPLICA: &str = "cloudless.io/replica";
+/// Label with the attempt number.
+pub const LABEL_ATTEMPT: &str = "cloudless.io/attempt";
+/// Label with the start time (ms since the Unix epoch).
+pub const LABEL_STARTED_AT: &str = "cloudless.io/started-at-ms";
+/// Label with the exit code, once the container exited.
+pub const LABEL_EXIT_CODE: &str = "cloudless.io/exit-code";
+/// Label with the exit time (ms since the Unix epoch).
+pub const LABEL_FINISHED_AT: &str = "cloudless.io/finished-at-ms";
+
+/// Where and how a [`ContainerdRuntime`] runs containers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerdConfig {
+    /// containerd's gRPC socket, e.g. `/run/containerd/containerd.sock`.
+    pub socket: PathBuf,
+    /// containerd namespace holding this agent's images and containers.
+    pub namespace: String,
+    /// The agent's data directory; logs go to `<data_dir>/logs/<namespace>/<id>.log`.
+    pub data_dir: PathBuf,
+    /// Snapshotter, e.g. `overlayfs`.
+    pub snapshotter: String,
+    /// Runtime (shim) name, e.g. `io.containerd.runc.v2`.
+    pub runtime: String,
+    /// Network namespace mode.
+    pub network: NetworkMode,
+    /// Parent cgroup; containers get `<parent>/<namespace>/<id>`.
+    pub cgroup_parent: String,
+    /// AppArmor profile used for `runtimeDefault` when the host has it loaded.
+    pub apparmor_profile: String,
+    /// Grace period `remove` gives a running container before SIGKILL, in ms.
+    pub remove_grace_ms: u64,
+}
+
+impl ContainerdConfig {
+    /// Defaults for `socket`, `namespace` and `data_dir`: overlayfs, runc v2, isolated network,
+    /// cgroups under `/cloudless`.
+    pub fn new(socket: impl Into<PathBuf>, namespace: &str, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            socket: socket.into(),
+            namespace: namespace.to_owned(),
+            data_dir: data_dir.into(),
+            snapshotter: "overlayfs".to_owned(),
+            runtime: "io.containerd.runc.v2".to_owned(),
+            network: NetworkMode::Isolated,
+            cgroup_parent: "/cloudless".to_owned(),
+            apparmor_profile: "cloudless-default".to_owned(),
+            remove_grace_ms: 0,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) cfg: ContainerdConfig,
+    pub(crate) client: Client,
+    pub(crate) host: HostSecurity,
+    pub(crate) local: Local,
+}
+
+impl Inner {
+    /// The log file of container `id`.
+    pub(crate) fn log_path(&self, id: &str) -> PathBuf {
+        self.cfg
+            .data_dir
+            .join("logs")
+            .join(&self.cfg.namespace)
+            .join(format!("{id}.log"))
+    }
+}
+
+/// The containerd runtime. Cheap to clone; clones share one connection.
+#[derive(Clone)]
+pub struct ContainerdRuntime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ContainerdRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerdRuntime")
+            .field("config", &self.inner.cfg)
+            .finish()
+    }
+}
+
+/// Whether `id` is a valid containerd identifier Cloudless accepts: ASCII letters and digits,
+/// separated by single `.`, `_` or `-`, at most 64 characters (room for suffixes like the
+/// lease's).
+pub(crate) fn valid_id(id: &str) -> bool {
+    if id.is_empty() || id.len() > 64 {
+        return false;
+    }
+    let mut prev_sep = true;
+    for c in id.chars() {
+        let sep = matches!(c, '.' | '_' | '-');
+        if !(c.is_ascii_alphanumeric() || sep) || (sep && prev_sep) {
+            return false;
+        }
+        prev_sep = sep;
+    }
+    !prev_sep
+}
+
+/// Whether a runtime with `cfg` handles `spec`: any spec without a foreign runtime class.
+pub(crate) fn support(cfg: &ContainerdConfig, spec: &ContainerSpec) -> Support {
+    match &spec.security.runtime_class {
+        Some(class) if class != "containerd" && class != &cfg.runtime => Support::No(format!(
+            "runtime class {class} is not handled by containerd"
+        )),
+        _ => Support::Yes,
+    }
+}
+
+impl ContainerdRuntime {
+    /// Connects to containerd (`Unavailable` if it does not answer) and detects host features.
+    pub async fn connect(cfg: ContainerdConfig) -> Result<Self, RuntimeError> {
+        if !valid_id(&cfg.namespace) {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "namespace {:?} is not a valid containerd identifier",
+                cfg.namespace
+            )));
+        }
+        let client = Client::connect(&cfg.socket, &cfg.namespace).await?;
+        let host = HostSecurity::detect(&cfg.apparmor_profile);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                cfg,
+                client,
+                host,
+                local: Local::default(),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ContainerdConfig {
+        &self.inner.cfg
+    }
+
+    /// The host security features detected at connect time.
+    pub fn host_security(&self) -> &HostSecurity {
+        &self.inner.host
+    }
+
+    /// The log file of container `id` (it exists once the container started).
+    pub fn log_path(&self, id: &ContainerId) -> PathBuf {
+        self.inner.log_path(id.as_str())
+    }
+}
+
+#[async_trait]
+impl Runtime for ContainerdRuntime {
+    fn name(&self) -> &str {
+        "containerd"
+    }
+
+    fn supports(&self, spec: &ContainerSpec) -> Support {
+        support(&self.inner.cfg, spec)
+    }
+
+    async fn pull_image(
+        &self,
+        image: &str,
+        _platform: Option<&Platform>,
+    ) -> Result<ImageInfo, RuntimeError> {
+        container::local_image(&self.inner, image).await
+    }
+
+    async fn import_image(&self, archive: &Path) -> Result<Vec<ImageInfo>, RuntimeError> {
+        container::import(&self.inner, archive).await
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        container::create(&self.inner, spec).await
+    }
+
+    async fn start(&self, id: &ContainerId) -> Result<(), RuntimeError> {
+        task::start(&self.inner, id).await
+    }
+
+    async fn stop(&self, id: &ContainerId, grace_ms: u64) -> Result<(), RuntimeError> {
+        task::stop(&self.inner, id, grace_ms).await
+    }
+
+    async fn remove(&self, id: &ContainerId) -> Result<(), RuntimeError> {
+        container::remove(&self.inner, id).await
+    }
+
+    async fn status(&self, id: &ContainerId) -> Result<ContainerStatus, RuntimeError> {
+        container::status(&self.inner, id).await
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerStatus>, RuntimeError> {
+        container::list(&self.inner).await
+    }
+
+    async fn events(&self) -> Result<BoxStream<'static, RuntimeEvent>, RuntimeError> {
+        let rx = self.inner.local.subscribe();
+        Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|e| (e, rx))
+        })))
+    }
+
+    async fn logs(
+        &self,
+        id: &ContainerId,
+        from: u64,
+        follow: bool,
+    ) -> Result<BoxStream<'static, Result<LogChunk, RuntimeError>>, RuntimeError> {
+        logs::logs(&self.inner, id, from, follow).await
+    }
+
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        command: &[String],
+        timeout_ms: u64,
+    ) -> Result<ExecOutput, RuntimeError> {
+        exec::exec(&self.inner, id, command, timeout_ms).await
+    }
+
+    async fn stats(&self, id: &ContainerId) -> Result<ContainerStats, RuntimeError> {
+        exec::stats(&self.inner, id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_id;
+
+    #[test]
+    fn identifiers() {
+        for ok in ["a", "r1-a0", "conformance-exit-3", "a.b_c-d"] {
+            assert!(valid_id(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a--b", "../x", "ü", "a\0b", &"x".repeat(65)] {
+            assert!(!valid_id(bad), "{bad:?}");
+        }
+    }
+}
