@@ -115,6 +115,12 @@ impl RaftConsensus {
         &self.raft
     }
 
+    /// This member's applied state without a read-index round: possibly stale on a follower
+    /// or a deposed leader (a serializable read, like etcd's `--consistency=s`).
+    pub fn local_state(&self) -> Arc<ClusterState> {
+        Arc::clone(&self.hub.lock().state)
+    }
+
     /// This member's id.
     pub fn id(&self) -> NodeId {
         self.id
@@ -146,6 +152,19 @@ impl RaftConsensus {
             .membership()
             .voter_ids()
             .collect()
+    }
+
+    /// `NotLeader` unless this member leads: membership changes are decided by the leader,
+    /// and a follower may otherwise report an in-progress change instead of the redirect.
+    fn leading(&self) -> Result<(), ConsensusError> {
+        let leader = self.raft.metrics().borrow().current_leader;
+        if leader == Some(self.id.0) {
+            Ok(())
+        } else {
+            Err(ConsensusError::NotLeader {
+                leader: leader.map(NodeId),
+            })
+        }
     }
 
     async fn change_voters(&self, voters: BTreeSet<u64>) -> Result<(), ConsensusError> {
@@ -238,6 +257,7 @@ impl Consensus for RaftConsensus {
     }
 
     async fn add_voter(&self, id: NodeId, address: String) -> Result<(), ConsensusError> {
+        self.leading()?;
         let added = self
             .within(
                 "adding a learner",
@@ -251,6 +271,7 @@ impl Consensus for RaftConsensus {
     }
 
     async fn remove_voter(&self, id: NodeId) -> Result<(), ConsensusError> {
+        self.leading()?;
         let mut voters = self.voters();
         if !voters.remove(&id.0) {
             return Err(ConsensusError::Membership(format!("{id} is not a voter")));

@@ -77,6 +77,25 @@ pub(crate) fn open(dir: &Path) -> Result<Arc<Database>, OpenError> {
         path: path.clone(),
         reason,
     };
+    // Probe an existing file read-only first: opening read-write already writes to the file
+    // (redb marks it open), and a future or foreign file must be refused untouched.
+    let exists = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
+    if exists {
+        match redb::ReadOnlyDatabase::open(&path) {
+            Ok(probe) => {
+                check_format(&path, read_format(&probe).map_err(corrupt)?)?;
+                // The snapshot too: a bad one is refused before the file is touched.
+                crate::store::restored_state(&path, &probe)?;
+            }
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(OpenError::InUse { path });
+            }
+            // Not cleanly closed (a crash): the read-write open below repairs it first, then
+            // the version is checked again before anything else is written.
+            Err(redb::DatabaseError::RepairAborted) => {}
+            Err(e) => return Err(corrupt(e.to_string())),
+        }
+    }
     let db = match Database::create(&path) {
         Ok(db) => db,
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
@@ -84,26 +103,33 @@ pub(crate) fn open(dir: &Path) -> Result<Arc<Database>, OpenError> {
         }
         Err(e) => return Err(corrupt(e.to_string())),
     };
-    // Read first: a future or foreign file must be refused before any write.
     let found = read_format(&db).map_err(corrupt)?;
-    match found {
-        Some(v) if v > STORE_FORMAT_VERSION => {
-            return Err(OpenError::FutureVersion {
-                path,
-                found: v,
-                supported: STORE_FORMAT_VERSION,
-            });
-        }
-        Some(0) => return Err(corrupt("format version 0".into())),
-        Some(_) => {}
-        None => init(&db).map_err(|e| corrupt(e.to_string()))?,
+    check_format(&path, found)?;
+    if found.is_none() {
+        init(&db).map_err(|e| corrupt(e.to_string()))?;
     }
     Ok(Arc::new(db))
 }
 
+/// Refuses a version this build cannot read.
+fn check_format(path: &Path, found: Option<u32>) -> Result<(), OpenError> {
+    match found {
+        Some(v) if v > STORE_FORMAT_VERSION => Err(OpenError::FutureVersion {
+            path: path.to_path_buf(),
+            found: v,
+            supported: STORE_FORMAT_VERSION,
+        }),
+        Some(0) => Err(OpenError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "format version 0".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The stored format version; `None` for a fresh file; an error for a file that has data but
 /// no (or an unreadable) version.
-fn read_format(db: &Database) -> Result<Option<u32>, String> {
+fn read_format(db: &impl ReadableDatabase) -> Result<Option<u32>, String> {
     let txn = db.begin_read().map_err(|e| e.to_string())?;
     let meta = match txn.open_table(META) {
         Ok(t) => t,

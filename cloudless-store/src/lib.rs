@@ -34,8 +34,10 @@ pub use config::RaftConsensusConfig;
 pub use consensus::{RaftConsensus, StartError};
 pub use db::{DATA_FILE, OpenError, STORE_FORMAT_VERSION};
 pub use log_store::RedbLogStore;
-pub use network::{PeerClient, RpcNetworkFactory};
-pub use profile::{Compaction, Timeouts};
+pub use network::{
+    APPEND_ENTRIES, FORMAT_CBOR, INSTALL_SNAPSHOT, PeerClient, RpcNetworkFactory, VOTE,
+};
+pub use profile::{Compaction, MAX_SNAPSHOT_CHUNK_BYTES, Timeouts};
 pub use server::RaftService;
 pub use state_machine::{RedbStateMachine, SNAPSHOT_FORMAT_VERSION};
 pub use store::{DEFAULT_RETAINED_CHANGES, OpenedStore, open_store};

@@ -27,16 +27,16 @@ use crate::pb;
 use crate::types::{TypeConfig, decode, encode};
 
 /// `RaftMessage.format` of a CBOR-encoded openraft 0.9 value.
-pub(crate) const FORMAT_CBOR: u32 = 1;
+pub const FORMAT_CBOR: u32 = 1;
 
 /// Leader → follower: replicate entries or heartbeat.
-pub(crate) const APPEND_ENTRIES: Method<pb::RaftMessage, pb::RaftMessage> =
+pub const APPEND_ENTRIES: Method<pb::RaftMessage, pb::RaftMessage> =
     Method::new("cloudless.raft.v1.Raft/AppendEntries");
 /// Candidate → voter: request a vote.
-pub(crate) const VOTE: Method<pb::RaftMessage, pb::RaftMessage> =
+pub const VOTE: Method<pb::RaftMessage, pb::RaftMessage> =
     Method::new("cloudless.raft.v1.Raft/Vote");
 /// Leader → follower: one chunk of a snapshot.
-pub(crate) const INSTALL_SNAPSHOT: Method<pb::RaftMessage, pb::RaftMessage> =
+pub const INSTALL_SNAPSHOT: Method<pb::RaftMessage, pb::RaftMessage> =
     Method::new("cloudless.raft.v1.Raft/InstallSnapshot");
 
 /// Makes one [`PeerClient`] per raft target, all sharing this member's RPC endpoint.

@@ -68,6 +68,9 @@ pub struct Compaction {
     /// Entries kept in the log behind the snapshot, so slightly lagging followers catch up
     /// from the log instead of by snapshot.
     pub keep_behind_snapshot: u64,
+    /// Largest snapshot chunk sent in one `InstallSnapshot` call, in bytes. A chunk's bytes
+    /// may double in CBOR and a frame is at most 4 MiB, so at most 1 MiB.
+    pub snapshot_chunk_bytes: u64,
 }
 
 impl Default for Compaction {
@@ -75,12 +78,13 @@ impl Default for Compaction {
         Self {
             snapshot_every: 10_000,
             keep_behind_snapshot: 1_000,
+            snapshot_chunk_bytes: MAX_SNAPSHOT_CHUNK_BYTES,
         }
     }
 }
 
 /// Largest snapshot chunk: a chunk's bytes may double in CBOR, and a frame is at most 4 MiB.
-pub(crate) const SNAPSHOT_CHUNK_BYTES: u64 = 1 << 20;
+pub const MAX_SNAPSHOT_CHUNK_BYTES: u64 = 1 << 20;
 
 /// The openraft configuration for `cluster` with these timings and compaction.
 pub(crate) fn openraft_config(
@@ -97,7 +101,7 @@ pub(crate) fn openraft_config(
         install_snapshot_timeout: ms(t.snapshot_chunk),
         snapshot_policy: SnapshotPolicy::LogsSinceLast(c.snapshot_every.max(1)),
         max_in_snapshot_log_to_keep: c.keep_behind_snapshot,
-        snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
+        snapshot_max_chunk_size: c.snapshot_chunk_bytes.clamp(1, MAX_SNAPSHOT_CHUNK_BYTES),
         ..Config::default()
     };
     config.validate()

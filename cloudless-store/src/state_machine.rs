@@ -70,7 +70,7 @@ pub(crate) fn decode_body(data: &[u8]) -> Result<ClusterState, SnapshotError> {
 }
 
 /// Reads the stored snapshot, if any.
-pub(crate) fn load_snapshot(db: &Database) -> Result<Option<StoredSnapshot>, String> {
+pub(crate) fn load_snapshot(db: &impl ReadableDatabase) -> Result<Option<StoredSnapshot>, String> {
     let txn = db.begin_read().map_err(|e| e.to_string())?;
     let table = txn.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
     let Some(bytes) = table.get(KEY_SNAPSHOT).map_err(|e| e.to_string())? else {
@@ -241,7 +241,7 @@ impl RaftStateMachine<TypeConfig> for RedbStateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let stored = load_snapshot(&self.db).map_err(|e| {
+        let stored = load_snapshot(&*self.db).map_err(|e| {
             StorageError::from(StorageIOError::read_snapshot(None, AnyError::error(e)))
         })?;
         Ok(stored.map(|s| Snapshot {

@@ -9,8 +9,12 @@ use cloudless_core::state::ClusterState;
 use crate::db::{self, DATA_FILE, OpenError};
 use crate::history::Hub;
 use crate::log_store::RedbLogStore;
-use crate::state_machine::{RedbStateMachine, decode_body, load_snapshot};
-use crate::types::StoredMembership;
+use redb::ReadableDatabase;
+
+use crate::state_machine::{
+    RedbStateMachine, SNAPSHOT_FORMAT_VERSION, SnapshotError, decode_body, load_snapshot,
+};
+use crate::types::{LogId, StoredMembership};
 
 /// How many applied changes the watch history keeps by default.
 pub const DEFAULT_RETAINED_CHANGES: usize = 10_000;
@@ -30,33 +34,35 @@ impl std::fmt::Debug for OpenedStore {
     }
 }
 
+/// The state the stored snapshot holds (empty without one): state, last log id, membership.
+pub(crate) fn restored_state(
+    path: &Path,
+    db: &impl ReadableDatabase,
+) -> Result<(ClusterState, Option<LogId>, StoredMembership), OpenError> {
+    let corrupt = |reason: String| OpenError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let Some(stored) = load_snapshot(db).map_err(corrupt)? else {
+        return Ok((ClusterState::new(), None, StoredMembership::default()));
+    };
+    match decode_body(&stored.data) {
+        Ok(state) => Ok((state, stored.meta.last_log_id, stored.meta.last_membership)),
+        Err(SnapshotError::Future { found, state }) => Err(OpenError::FutureVersion {
+            path: path.to_path_buf(),
+            found: found.max(state),
+            supported: SNAPSHOT_FORMAT_VERSION,
+        }),
+        Err(e) => Err(corrupt(e.to_string())),
+    }
+}
+
 /// Opens (or creates) the store in `dir`, keeping `retained_changes` changes of watch
 /// history. A corrupted, foreign or future-version file is refused with a typed error and
 /// left untouched.
 pub fn open_store(dir: &Path, retained_changes: usize) -> Result<OpenedStore, OpenError> {
     let db = db::open(dir)?;
-    let path = dir.join(DATA_FILE);
-    let corrupt = |reason: String| OpenError::Corrupt {
-        path: path.clone(),
-        reason,
-    };
-    let (state, last_applied, membership) = match load_snapshot(&db).map_err(corrupt)? {
-        Some(stored) => {
-            let state = match decode_body(&stored.data) {
-                Ok(state) => state,
-                Err(crate::state_machine::SnapshotError::Future { found, state }) => {
-                    return Err(OpenError::FutureVersion {
-                        path,
-                        found: found.max(state),
-                        supported: crate::state_machine::SNAPSHOT_FORMAT_VERSION,
-                    });
-                }
-                Err(e) => return Err(corrupt(e.to_string())),
-            };
-            (state, stored.meta.last_log_id, stored.meta.last_membership)
-        }
-        None => (ClusterState::new(), None, StoredMembership::default()),
-    };
+    let (state, last_applied, membership) = restored_state(&dir.join(DATA_FILE), &*db)?;
     let hub = Hub::new(state, last_applied, membership, retained_changes);
     Ok(OpenedStore {
         log: RedbLogStore::new(Arc::clone(&db)),

@@ -1,6 +1,8 @@
 //! An in-process raft cluster on MemTransport with real redb files in a temp dir.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod commands;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
