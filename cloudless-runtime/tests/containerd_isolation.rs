@@ -1,0 +1,246 @@
+//! The hardened spec really applies inside containers run by `ContainerdRuntime`: seccomp,
+//! capabilities, cgroup limits, users, read-only rootfs, stop grace.
+
+mod common;
+
+use std::time::Instant;
+
+use cloudless_core::quantity::{Cpu, Memory};
+use cloudless_core::runtime::{ContainerState, Runtime, RuntimeError};
+use cloudless_core::workload::ProfileKind;
+use cloudless_runtime::oci::NetworkMode;
+
+use common::{run_to_exit, sh};
+
+/// Bits of CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP,
+/// NET_BIND_SERVICE.
+const DEFAULT_CAP_MASK: u64 = (1 << 0)
+    | (1 << 1)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 6)
+    | (1 << 7)
+    | (1 << 8)
+    | (1 << 10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seccomp_filter_is_on_and_blocks_new_namespaces() {
+    let Some(ctd) = common::ctd::shared() else {
+        return;
+    };
+    let rt = common::runtime(ctd, NetworkMode::Isolated).await;
+    let (code, log) = run_to_exit(&rt, &sh("seccomp", "grep Seccomp: /proc/self/status")).await;
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("Seccomp:\t2"), "{log}");
+
+    // unshare(CLONE_NEWUSER) needs no capability, only the profile forbids it.
+    let script = "unshare -U true 2>/dev/null && echo allowed || echo denied";
+    let (_, log) = run_to_exit(&rt, &sh("unshare-default", script)).await;
+    assert_eq!(log.trim(), "denied");
+    let mut control = sh("unshare-unconfined", script);
+    control.security.seccomp_profile.kind = ProfileKind::Unconfined;
+    let (_, log) = run_to_exit(&rt, &control).await;
+    assert_eq!(
+        log.trim(),
+        "allowed",
+        "the control run without the profile succeeds"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_default_capabilities_are_effective() {
+    let Some(ctd) = common::ctd::shared() else {
+        return;
+    };
+    let rt = common::runtime(ctd, NetworkMode::Isolated).await;
+    let (_, log) = run_to_exit(
+        &rt,
+        &sh("caps", "grep -E '^Cap(Eff|Bnd):' /proc/self/status"),
+    )
+    .await;
+    for line in log.lines() {
+        let hex = line.split_whitespace().nth(1).expect("mask");
+        let mask = u64::from_str_radix(hex, 16).expect("hex mask");
+        assert_eq!(mask, DEFAULT_CAP_MASK, "{line}");
+    }
+    assert_eq!(log.lines().count(), 2, "{log}");
+    let (_, log) = run_to_exit(&rt, &sh("nnp", "grep NoNewPrivs: /proc/self/status")).await;
+    assert!(log.contains("NoNewPrivs:\t1"), "{log}");
+}
+
+fn cgroup_file(ctd: &common::ctd::Containerd, controller: &str, id: &str, file: &str) -> String {
+    let ns_dirs = std::fs::read_dir(format!(
+        "/sys/fs/cgroup/{controller}{}",
+        ctd.cgroup_parent()
+    ))
+    .expect("cgroup parent");
+    for ns in ns_dirs.flatten() {
+        let path = ns.path().join(id).join(file);
+        if let Ok(v) = std::fs::read_to_string(&path) {
+            return v.trim().to_owned();
+        }
+    }
+    panic!("no {controller}/{file} for {id}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cgroup_limits_apply_and_memory_limit_kills() {
+    let Some(ctd) = common::ctd::shared() else {
+        return;
+    };
+    let rt = common::runtime(ctd, NetworkMode::Isolated).await;
+    let mut spec = sh("limited", "sleep 100000 & wait");
+    spec.limits.cpu = Some(Cpu::parse("250m").expect("cpu"));
+    spec.limits.memory = Some(Memory::parse("32Mi").expect("memory"));
+    spec.limits.pids = Some(50);
+    rt.create(&spec).await.expect("create");
+    rt.start(&spec.id).await.expect("start");
+    assert_eq!(
+        cgroup_file(ctd, "memory", "limited", "memory.limit_in_bytes"),
+        (32u64 << 20).to_string()
+    );
+    assert_eq!(
+        cgroup_file(ctd, "cpu", "limited", "cpu.cfs_quota_us"),
+        "25000"
+    );
+    assert_eq!(
+        cgroup_file(ctd, "cpu", "limited", "cpu.cfs_period_us"),
+        "100000"
+    );
+    assert_eq!(cgroup_file(ctd, "pids", "limited", "pids.max"), "50");
+    let stats = rt.stats(&spec.id).await.expect("stats");
+    assert!(stats.memory_bytes > 0 && stats.pids >= 1, "{stats:?}");
+    rt.remove(&spec.id).await.expect("remove");
+
+    // A 64 MiB buffer in a 32 MiB cgroup (no swap here): the OOM killer ends it with SIGKILL.
+    let mut hog = sh("hog", "dd if=/dev/zero of=/dev/null bs=64M count=1");
+    hog.limits.memory = Some(Memory::parse("32Mi").expect("memory"));
+    hog.command = vec![
+        "/bin/dd".into(),
+        "if=/dev/zero".into(),
+        "of=/dev/null".into(),
+        "bs=64M".into(),
+        "count=1".into(),
+    ];
+    let (code, log) = run_to_exit(&rt, &hog).await;
+    assert_eq!(code, 137, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_as_non_root_refuses_root_and_run_as_user_applies() {
+    let Some(ctd) = common::ctd::shared() else {
+        return;
+    };
+    let rt = common::runtime(ctd, NetworkMode::Isolated).await;
+    let mut spec = sh("nonroot", "id -u; id -g");
+    spec.security.run_as_non_root = true;
+    let err = rt
+        .create(&spec)
+        .await
+        .expect_err("the busybox image runs as root");
+    assert!(
+        matches!(err, RuntimeError::InvalidSpec(ref m) if m.contains("runAsNonRoot")),
+        "{err}"
+    );
+    spec.security.run_as_user = Some(1000);
+    spec.security.run_as_group = Some(1001);
+    let (code, log) = run_to_exit(&rt, &spec).await;
+    assert_eq!((code, log.as_str()), (0, "1000\n1001\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_rootfs_and_masked_paths() {
+    let Some(ctd) = common::ctd::shared() else {
+        return;
+    };
+    let rt = common::runtime(ctd, NetworkMode::Isolated).await;
+    let mut spec = sh(
+        "ro",
+        "touch /file 2>/dev/null && echo wrote || echo refused; wc -c </proc/timer_list",
+    );
+    spec.security.read_only_root_filesystem = true;
+    let (_, log) = run_to_exit(&rt, &spec).await;
+    assert_eq!(log.split_whitespace().collect::<Vec<_>>(), ["refused", "0"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_honours_the_grace_period() {
+    let Some(ctd) = common::ctd::shared() else {
+        return;
+    };
+    let rt = common::runtime(ctd, NetworkMode::Isolated).await;
+    let mut events = rt.events().await.expect("events");
+    // Handles SIGTERM: exits 0 within the grace period, after writing to its log.
+    let polite = sh(
+        "polite",
+        "trap 'echo term; exit 0' TERM; echo up; sleep 100000 & wait",
+    );
+    rt.create(&polite).await.expect("create");
+    rt.start(&polite.id).await.expect("start");
+    wait_for_log(&rt, &polite.id, "up").await;
+    rt.stop(&polite.id, 10_000).await.expect("stop");
+    assert_eq!(common::exit_of(&mut events, &polite.id).await, 0);
+    assert_eq!(common::log_text(&rt, &polite.id).await, "up\nterm\n");
+
+    // Ignores SIGTERM: killed once the grace period is over.
+    let stubborn = sh("stubborn", "trap '' TERM; echo up; sleep 100000 & wait");
+    rt.create(&stubborn).await.expect("create");
+    rt.start(&stubborn.id).await.expect("start");
+    wait_for_log(&rt, &stubborn.id, "up").await;
+    let t0 = Instant::now();
+    rt.stop(&stubborn.id, 300).await.expect("stop");
+    assert!(
+        t0.elapsed().as_millis() >= 300,
+        "SIGKILL only after the grace period"
+    );
+    assert_eq!(common::exit_of(&mut events, &stubborn.id).await, 137);
+    let st = rt.status(&stubborn.id).await.expect("status");
+    assert_eq!(st.state, ContainerState::Exited { code: 137 });
+    rt.remove(&polite.id).await.expect("remove");
+    rt.remove(&stubborn.id).await.expect("remove");
+}
+
+/// Follows the log of `id` until it holds `text` (the container has set its traps by then).
+async fn wait_for_log(rt: &impl Runtime, id: &cloudless_core::runtime::ContainerId, text: &str) {
+    use futures::StreamExt;
+    let mut stream = rt.logs(id, 0, true).await.expect("logs");
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains(text) {
+        let chunk = tokio::time::timeout(common::PATIENCE, stream.next())
+            .await
+            .expect("log in time")
+            .expect("log open")
+            .expect("chunk");
+        seen.extend_from_slice(&chunk.data);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_runtime_instance_finds_running_containers() {
+    let Some(ctd) = common::ctd::shared() else {
+        return;
+    };
+    let first = common::runtime(ctd, NetworkMode::Isolated).await;
+    let spec = sh("survivor", "trap 'exit 0' TERM; sleep 100000 & wait");
+    first.create(&spec).await.expect("create");
+    first.start(&spec.id).await.expect("start");
+    let before = first.status(&spec.id).await.expect("status");
+    let cfg = first.config().clone();
+    drop(first);
+
+    let second = cloudless_runtime::ContainerdRuntime::connect(cfg)
+        .await
+        .expect("connect");
+    let listed = second.list().await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, ContainerState::Running);
+    assert_eq!(
+        listed[0].started_at_ms, before.started_at_ms,
+        "not restarted"
+    );
+    let mut events = second.events().await.expect("events");
+    second.stop(&spec.id, 5_000).await.expect("stop");
+    assert_eq!(common::exit_of(&mut events, &spec.id).await, 0);
+    second.remove(&spec.id).await.expect("remove");
+}
