@@ -21,6 +21,7 @@
 mod config;
 mod consensus;
 mod db;
+mod flusher;
 mod history;
 mod log_store;
 mod network;

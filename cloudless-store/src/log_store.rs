@@ -1,8 +1,10 @@
 //! [`RedbLogStore`]: the raft log, vote and committed index in redb.
 //!
-//! Every write is one redb write transaction committed with redb's default
-//! `Durability::Immediate` (fsync before `commit` returns),
-//! and `append` reports the entries flushed only after that commit returned.
+//! The vote, truncation and purge are redb transactions committed with `Durability::Immediate`
+//! (fsync before `commit` returns). `append` commits non-durably (readable at once) and
+//! reports the entries flushed only after the [`Flusher`]'s next durable commit covered them;
+//! the committed index is written non-durably too (a stale one on disk only means fewer
+//! entries are re-applied at startup).
 
 use std::fmt::Debug;
 use std::ops::RangeBounds;
@@ -13,12 +15,14 @@ use openraft::{AnyError, LogState, OptionalSend, RaftLogReader, StorageIOError, 
 use redb::{Database, ReadableDatabase};
 
 use crate::db::{self, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, LOG, META};
+use crate::flusher::Flusher;
 use crate::types::{Entry, LogId, StorageError, TypeConfig, decode, encode};
 
 /// The raft log of one coordinator, in its redb data file. Clones share the file.
 #[derive(Clone)]
 pub struct RedbLogStore {
     db: Arc<Database>,
+    flusher: Flusher,
 }
 
 impl Debug for RedbLogStore {
@@ -36,8 +40,8 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError {
 }
 
 impl RedbLogStore {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
-        Self { db }
+    pub(crate) fn new(db: Arc<Database>, flusher: Flusher) -> Self {
+        Self { db, flusher }
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
@@ -47,9 +51,14 @@ impl RedbLogStore {
         }
     }
 
-    fn put<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), StorageError> {
+    fn put<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        durable: bool,
+    ) -> Result<(), StorageError> {
         let bytes = encode(value).map_err(write_err)?;
-        db::put_meta(&self.db, key, &bytes).map_err(write_err)
+        db::put_meta(&self.db, key, &bytes, durable).map_err(write_err)
     }
 
     /// Removes the log entries with index in `range`, in one durable transaction, and
@@ -114,7 +123,7 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
-        self.put(KEY_VOTE, vote)
+        self.put(KEY_VOTE, vote, true)
             .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)).into())
     }
 
@@ -123,7 +132,7 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.put(KEY_COMMITTED, &committed)
+        self.put(KEY_COMMITTED, &committed, false)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -144,21 +153,21 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
             encoded.push((entry.log_id.index, encode(&entry).map_err(write_err)?));
         }
         let run = || -> Result<(), redb::Error> {
-            // redb's default durability is `Immediate`: commit returns after fsync.
-            let txn = self.db.begin_write()?;
+            // Non-durable: readable at once; the flusher's next commit makes it durable.
+            let mut txn = self.db.begin_write()?;
+            db::set_lazy(&mut txn)?;
             {
                 let mut log = txn.open_table(LOG)?;
                 for (index, bytes) in &encoded {
                     log.insert(*index, bytes.as_slice())?;
                 }
             }
-            // Returns only after the data is on disk.
             txn.commit()?;
             Ok(())
         };
         match run() {
             Ok(()) => {
-                callback.log_io_completed(Ok(()));
+                self.flusher.flush(callback);
                 Ok(())
             }
             Err(e) => {

@@ -28,10 +28,17 @@ use crate::types::{
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 
 /// The bytes of a snapshot: the format version and the whole cluster state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 pub(crate) struct SnapshotBody {
     pub(crate) format: u32,
     pub(crate) state: ClusterState,
+}
+
+/// [`SnapshotBody`] by reference, so building a snapshot does not copy the state.
+#[derive(Serialize)]
+struct SnapshotBodyRef<'a> {
+    format: u32,
+    state: &'a ClusterState,
 }
 
 /// A snapshot as stored in redb: openraft's metadata and the body bytes.
@@ -138,9 +145,9 @@ impl RaftSnapshotBuilder<TypeConfig> for RedbStateMachine {
             (Arc::clone(&a.state), a.last_applied, a.membership.clone())
         };
         // Encoding happens outside the lock: the Arc is a frozen copy of the state.
-        let body = SnapshotBody {
+        let body = SnapshotBodyRef {
             format: SNAPSHOT_FORMAT_VERSION,
-            state: (*state).clone(),
+            state: &state,
         };
         let data = encode(&body).map_err(|e| {
             StorageError::from(StorageIOError::write_snapshot(None, AnyError::new(&e)))

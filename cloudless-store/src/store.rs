@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cloudless_core::state::ClusterState;
 
 use crate::db::{self, DATA_FILE, OpenError};
+use crate::flusher::Flusher;
 use crate::history::Hub;
 use crate::log_store::RedbLogStore;
 use redb::ReadableDatabase;
@@ -64,8 +65,12 @@ pub fn open_store(dir: &Path, retained_changes: usize) -> Result<OpenedStore, Op
     let db = db::open(dir)?;
     let (state, last_applied, membership) = restored_state(&dir.join(DATA_FILE), &*db)?;
     let hub = Hub::new(state, last_applied, membership, retained_changes);
+    let flusher = Flusher::start(&db).map_err(|source| OpenError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     Ok(OpenedStore {
-        log: RedbLogStore::new(Arc::clone(&db)),
+        log: RedbLogStore::new(Arc::clone(&db), flusher),
         state_machine: RedbStateMachine::new(db, Arc::clone(&hub)),
         hub,
     })
