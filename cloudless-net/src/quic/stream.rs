@@ -39,15 +39,12 @@ impl QuicByteStream {
         })
     }
 
-    /// Accepts the next stream a peer opened on `conn`, reading its header.
-    pub(crate) async fn accept(
-        conn: &quinn::Connection,
+    /// Wraps a stream a peer opened, reading its header.
+    pub(crate) async fn from_accepted(
+        send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
         max_chunk: usize,
     ) -> Result<Self, TransportError> {
-        let (send, mut recv) = conn
-            .accept_bi()
-            .await
-            .map_err(|e| super::error::connection_error(&e))?;
         let mut header = [0u8; 1];
         recv.read_exact(&mut header)
             .await

@@ -223,11 +223,19 @@ async fn serve_connection(
         async move { inbox.send(Inbound { from, frame }).await.is_ok() }
     });
     let streams = async {
-        while let Ok(s) = QuicByteStream::accept(&conn, max).await {
-            let item: Accepted = (identity.clone(), Box::new(s));
-            if shared.accepted.send(item).await.is_err() {
-                break;
-            }
+        // Only a connection-level failure ends this loop; a stream that fails before its
+        // header arrives (reset, bad header) is dropped on its own task.
+        while let Ok((send, recv)) = conn.accept_bi().await {
+            let shared = Arc::clone(&shared);
+            let from = identity.clone();
+            tokio::spawn(async move {
+                match QuicByteStream::from_accepted(send, recv, max).await {
+                    Ok(s) => {
+                        let _ = shared.accepted.send((from, Box::new(s))).await;
+                    }
+                    Err(e) => tracing::debug!(peer = %from, error = %e, "dropped a stream"),
+                }
+            });
         }
     };
     // Either loop ending means the connection is done (or we are shutting down).
