@@ -471,3 +471,46 @@ fn actions_read_like_operator_messages() {
         ]
     );
 }
+
+#[test]
+fn a_rollout_next_to_an_already_replaced_lost_replica_is_labelled_a_rollout() {
+    let mut s = ClusterState::new();
+    let n1 = node(&mut s, "n1", "z1", 10);
+    let n2 = node(&mut s, "n2", "z1", 10);
+    let w = workload(&mut s, "web", spec(1, 1, None));
+    let r1 = assign(&mut s, w, n2);
+    running(&mut s, r1);
+    set_liveness(&mut s, n2, Liveness::Down);
+    round(&mut s);
+    agents(&mut s);
+    assert_eq!(s.replicas[&ReplicaId(2)].node, n1);
+    let mut next = s.workloads[&w].spec.clone();
+    next.image = "localhost/cloudless/busybox:1.37".into();
+    ok(
+        &mut s,
+        Command::UpdateWorkload {
+            workload: w,
+            expected_generation: None,
+            spec: next,
+        },
+    );
+    assert_eq!(
+        reconcile(&s).actions,
+        vec![
+            ReconcileAction::Stop {
+                replica: ReplicaId(2),
+                reason: StopReason::Retired(RetireReason::OldGeneration {
+                    generation: Generation(1),
+                    desired: Generation(2),
+                }),
+            },
+            ReconcileAction::Place {
+                workload: w,
+                generation: Generation(2),
+                count: 1,
+                exclude: vec![],
+                reason: PlaceReason::Rollout,
+            }
+        ]
+    );
+}

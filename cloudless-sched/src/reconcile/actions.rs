@@ -53,7 +53,7 @@ pub enum PlaceReason {
     Drain,
     /// Rolling out a new generation.
     Rollout,
-    /// Fewer replicas than desired with none lost (a new workload or a scale-up).
+    /// Fewer live replicas than desired beyond those lost (a new workload or a scale-up).
     ScaleUp,
 }
 

@@ -97,8 +97,9 @@ pub(super) fn reconcile(
     plan.status
 }
 
-/// Splits a surge into one `Place` per reason: lost replicas first, then drains, then the
-/// rollout, then plain scale-up.
+/// Splits a surge into one `Place` per reason. The live deficit below `replicas` is replacing
+/// lost replicas (as many as were lost; a lost replica already replaced adds no deficit) and
+/// then plain scale-up; the rest replaces leavers, on draining nodes first, then the rollout.
 fn place(
     state: &ClusterState,
     w: &Workload,
@@ -108,22 +109,19 @@ fn place(
     lost_nodes: BTreeSet<NodeId>,
     actions: &mut Vec<ReconcileAction>,
 ) {
+    let deficit = count_u32(rollout::usize_of(w.spec.replicas).saturating_sub(input.live.len()));
+    let from_lost = count_u32(lost).min(deficit);
     let draining: Vec<&RolloutReplica> = input.live.iter().filter(|r| r.draining).collect();
     let drain_nodes: BTreeSet<NodeId> = draining
         .iter()
         .filter_map(|r| state.replicas.get(&r.id).map(|r| r.node))
         .collect();
-    let rollout = input
-        .live
-        .iter()
-        .filter(|r| input.leaves(r) && !r.draining)
-        .count();
     let mut left = count;
     for (n, reason, exclude) in [
-        (count_u32(lost), PlaceReason::ReplaceLost, lost_nodes),
+        (from_lost, PlaceReason::ReplaceLost, lost_nodes),
+        (deficit - from_lost, PlaceReason::ScaleUp, BTreeSet::new()),
         (count_u32(draining.len()), PlaceReason::Drain, drain_nodes),
-        (count_u32(rollout), PlaceReason::Rollout, BTreeSet::new()),
-        (u32::MAX, PlaceReason::ScaleUp, BTreeSet::new()),
+        (u32::MAX, PlaceReason::Rollout, BTreeSet::new()),
     ] {
         let take = n.min(left);
         if take == 0 {
