@@ -148,8 +148,12 @@ pub struct PlacementContext<'a> {
     pub request: &'a PlacementRequest,
     /// Nodes already chosen earlier in this batch, in order.
     pub batch: &'a [NodeId],
-    /// Free resources per node after the batch's reservations so far.
-    pub free: &'a BTreeMap<NodeId, Resources>,
+    /// Free resources of the nodes this batch has placed on so far (after its reservations);
+    /// every other node is as in the snapshot. Use [`PlacementContext::free_on`].
+    pub batch_free: &'a BTreeMap<NodeId, Resources>,
+    /// Free resources of the node being checked or scored: `free_on(node.id)`, precomputed so
+    /// per-node plugins avoid a map lookup on the hot path.
+    pub node_free: Resources,
     /// Replicas per topology domain of the workloads the request relates to (itself and the
     /// workloads its affinity terms name), existing reservations plus the batch so far.
     pub topology: &'a TopologyCounts,
@@ -158,7 +162,10 @@ pub struct PlacementContext<'a> {
 impl PlacementContext<'_> {
     /// Free resources on `node` after the batch so far (zero for an unknown node).
     pub fn free_on(&self, node: NodeId) -> Resources {
-        self.free.get(&node).copied().unwrap_or(Resources::ZERO)
+        match self.batch_free.get(&node) {
+            Some(free) => *free,
+            None => self.snapshot.free_on(node),
+        }
     }
 }
 

@@ -20,13 +20,14 @@ use pipeline_support::*;
 
 /// `scorer`'s value for node `id`, outside any batch.
 fn score(s: &impl Scorer, snap: &ClusterSnapshot, request: &PlacementRequest, id: u64) -> f64 {
-    let free: BTreeMap<_, _> = snap.nodes.keys().map(|n| (*n, snap.free_on(*n))).collect();
+    let batch_free = BTreeMap::new();
     let topology = TopologyCounts::for_request(snap, request);
     let ctx = PlacementContext {
         snapshot: snap,
         request,
         batch: &[],
-        free: &free,
+        batch_free: &batch_free,
+        node_free: snap.free_on(NodeId(id)),
         topology: &topology,
     };
     s.score(&ctx, &snap.nodes[&NodeId(id)])

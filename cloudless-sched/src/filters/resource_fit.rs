@@ -14,9 +14,9 @@ impl Filter for ResourceFitFilter {
         "resource_fit"
     }
 
-    fn check(&self, ctx: &PlacementContext<'_>, node: &Node) -> Result<(), String> {
+    fn check(&self, ctx: &PlacementContext<'_>, _node: &Node) -> Result<(), String> {
         let want = ctx.request.workload.spec.resources.requests.to_resources();
-        let free = ctx.free_on(node.id);
+        let free = ctx.node_free;
         match free.shortfalls(&want).first() {
             None => Ok(()),
             Some(dim) => Err(format!("insufficient {dim}")),

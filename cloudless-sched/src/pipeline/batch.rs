@@ -34,7 +34,10 @@ struct Batch<'a> {
     snapshot: &'a ClusterSnapshot,
     request: &'a PlacementRequest,
     nodes: Vec<&'a Node>,
-    free: BTreeMap<NodeId, Resources>,
+    /// Free resources of the nodes the batch has placed on (the context's `batch_free`).
+    batch_free: BTreeMap<NodeId, Resources>,
+    /// Free resources of every node, in node order, for the per-node context.
+    free_vec: Vec<Resources>,
     topology: TopologyCounts,
     batch: Vec<NodeId>,
     verdicts: Vec<Verdict>,
@@ -47,7 +50,8 @@ impl Batch<'_> {
             snapshot: self.snapshot,
             request: self.request,
             batch: &self.batch,
-            free: &self.free,
+            batch_free: &self.batch_free,
+            node_free: self.free_vec[i],
             topology: &self.topology,
         };
         for f in &self.sched.filters {
@@ -96,6 +100,23 @@ impl Batch<'_> {
     }
 }
 
+/// Allocatable minus reserved (zero-clamped) for every node, in node order: a merge of the two
+/// id-ordered maps instead of a lookup per node.
+fn free_resources(snapshot: &ClusterSnapshot) -> Vec<Resources> {
+    let mut reserved = snapshot.reserved.iter().peekable();
+    snapshot
+        .nodes
+        .iter()
+        .map(|(id, n)| {
+            while reserved.next_if(|(r, _)| *r < id).is_some() {}
+            match reserved.next_if(|(r, _)| *r == id) {
+                Some((_, r)) => n.report.allocatable.saturating_sub(r),
+                None => n.report.allocatable,
+            }
+        })
+        .collect()
+}
+
 /// Runs the pipeline for `request` on `snapshot`.
 pub(crate) fn place(
     sched: &WeightedScheduler,
@@ -107,31 +128,20 @@ pub(crate) fn place(
         return result;
     }
     let nodes: Vec<&Node> = snapshot.nodes.values().collect();
-    let free = snapshot
-        .nodes
-        .iter()
-        .map(|(id, n)| {
-            let reserved = snapshot.reserved.get(id).copied().unwrap_or_default();
-            (*id, n.report.allocatable.saturating_sub(&reserved))
-        })
-        .collect();
+    let free_vec = free_resources(snapshot);
     let mut b = Batch {
         sched,
         snapshot,
         request,
         topology: TopologyCounts::for_request(snapshot, request),
         nodes,
-        free,
+        batch_free: BTreeMap::new(),
+        free_vec,
         batch: Vec::with_capacity(request.count as usize),
         verdicts: Vec::new(),
     };
     let n = b.nodes.len();
     b.verdicts = (0..n).map(|i| b.evaluate(i)).collect();
-    let ties: Vec<u64> = b
-        .nodes
-        .iter()
-        .map(|node| tie_key(request.seed, node.id.get()))
-        .collect();
 
     let own = request.workload.name.as_str();
     let mut spread = request
@@ -161,18 +171,27 @@ pub(crate) fn place(
         if let Some(s) = spread.as_mut() {
             s.refresh();
         }
-        let mut best: Option<(usize, f64, u64)> = None;
+        // (index, score, tie key); the key is computed only when scores are equal.
+        let mut best: Option<(usize, f64, Option<u64>)> = None;
         for (i, v) in b.verdicts.iter().enumerate() {
             let Verdict::Fit(score) = *v else { continue };
             if spread.as_ref().is_some_and(|s| !s.allows(i)) {
                 continue;
             }
-            let better = match best {
-                None => true,
-                Some((_, bs, bt)) => score > bs || (score == bs && ties[i] > bt),
-            };
-            if better {
-                best = Some((i, score, ties[i]));
+            let tie = |j: usize| tie_key(request.seed, b.nodes[j].id.get());
+            match &mut best {
+                None => best = Some((i, score, None)),
+                Some((bi, bs, bt)) => {
+                    if score > *bs {
+                        best = Some((i, score, None));
+                    } else if score == *bs {
+                        let best_key = *bt.get_or_insert_with(|| tie(*bi));
+                        let key = tie(i);
+                        if key > best_key {
+                            best = Some((i, score, Some(key)));
+                        }
+                    }
+                }
             }
         }
         let Some((i, score, _)) = best else {
@@ -188,9 +207,8 @@ pub(crate) fn place(
             node: node.id,
             score,
         });
-        if let Some(f) = b.free.get_mut(&node.id) {
-            *f = f.saturating_sub(&want);
-        }
+        b.free_vec[i] = b.free_vec[i].saturating_sub(&want);
+        b.batch_free.insert(node.id, b.free_vec[i]);
         b.topology.record(own, node);
         b.batch.push(node.id);
         if let Some(s) = spread.as_mut() {

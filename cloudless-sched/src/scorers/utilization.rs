@@ -35,7 +35,7 @@ impl Scorer for UtilizationScorer {
     fn score(&self, ctx: &PlacementContext<'_>, node: &Node) -> f64 {
         let spec = &ctx.request.workload.spec;
         let want = spec.resources.requests.to_resources();
-        let u = utilization_after(node, &ctx.free_on(node.id), &want);
+        let u = utilization_after(node, &ctx.node_free, &want);
         match spec.placement.strategy {
             PlacementStrategy::Binpack => u,
             PlacementStrategy::Spread => 1.0 - u,
