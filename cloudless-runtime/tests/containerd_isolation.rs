@@ -244,3 +244,60 @@ async fn a_new_runtime_instance_finds_running_containers() {
     assert_eq!(common::exit_of(&mut events, &spec.id).await, 0);
     second.remove(&spec.id).await.expect("remove");
 }
+
+fn with_volume(
+    mut spec: cloudless_core::runtime::ContainerSpec,
+    replica: u64,
+    attempt: u32,
+) -> cloudless_core::runtime::ContainerSpec {
+    spec.replica = cloudless_core::ids::ReplicaId(replica);
+    spec.attempt = attempt;
+    spec.security.run_as_user = Some(1000);
+    spec.volumes = vec![cloudless_core::workload::EphemeralVolume {
+        name: "scratch".into(),
+        mount_path: "/data".into(),
+        size_limit: None,
+        medium: cloudless_core::workload::VolumeMedium::Disk,
+    }];
+    spec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_volumes_are_private_to_their_replica() {
+    let Some(ctd) = common::ctd::shared() else {
+        return;
+    };
+    let rt = common::runtime(ctd, NetworkMode::Isolated).await;
+    let mut events = rt.events().await.expect("events");
+    // Replica 1, attempt 0 writes as a non-root user into its volume.
+    let writer = with_volume(
+        sh("vol-r1-a0", "echo secret >/data/file && echo wrote"),
+        1,
+        0,
+    );
+    rt.create(&writer).await.expect("create");
+    rt.start(&writer.id).await.expect("start");
+    assert_eq!(
+        common::exit_of(&mut events, &writer.id).await,
+        0,
+        "{}",
+        common::log_text(&rt, &writer.id).await
+    );
+    // Another replica of the same workload sees an empty volume.
+    let other = with_volume(sh("vol-r2-a0", "ls -A /data | wc -l"), 2, 0);
+    let (code, log) = run_to_exit(&rt, &other).await;
+    assert_eq!(
+        (code, log.trim()),
+        (0, "0"),
+        "another replica must not see the file"
+    );
+    // The next attempt of replica 1 keeps the scratch data.
+    let next = with_volume(sh("vol-r1-a1", "cat /data/file"), 1, 1);
+    let (code, log) = run_to_exit(&rt, &next).await;
+    assert_eq!((code, log.as_str()), (0, "secret\n"));
+    // Once the replica's last container is gone, so is its volume.
+    rt.remove(&writer.id).await.expect("remove");
+    let again = with_volume(sh("vol-r1-a2", "ls -A /data | wc -l"), 1, 2);
+    let (_, log) = run_to_exit(&rt, &again).await;
+    assert_eq!(log.trim(), "0");
+}

@@ -22,6 +22,7 @@ use super::client::{container_error, status_error};
 use super::{
     Inner, LABEL_ATTEMPT, LABEL_EXIT_CODE, LABEL_FINISHED_AT, LABEL_MANAGED, LABEL_REPLICA,
     LABEL_STARTED_AT, LABEL_WORKLOAD, image, import as import_mod, support, task, valid_id,
+    volumes,
 };
 use crate::oci::{self, NetworkMode, SpecContext};
 
@@ -147,8 +148,17 @@ pub(crate) async fn create(inner: &Inner, spec: &ContainerSpec) -> Result<(), Ru
         cgroups_path: format!("{}/{}/{id}", inner.cfg.cgroup_parent, inner.cfg.namespace),
         network: inner.cfg.network,
         host: inner.host.clone(),
+        volume_dirs: volumes::plan(inner, spec)?,
     };
     let oci_spec = oci::build(spec, &ctx).map_err(|e| RuntimeError::InvalidSpec(e.to_string()))?;
+    let (uid, gid) = oci_spec
+        .process()
+        .as_ref()
+        .map_or((0, 0), |p| (p.user().uid(), p.user().gid()));
+    let dirs = ctx.volume_dirs.clone();
+    tokio::task::spawn_blocking(move || volumes::prepare(&dirs, uid, gid))
+        .await
+        .map_err(|e| RuntimeError::Other(Box::new(e)))??;
     let spec_json = serde_json::to_vec(&oci_spec).map_err(|e| RuntimeError::Other(Box::new(e)))?;
 
     let lease = lease_id(id);
@@ -392,7 +402,8 @@ pub(crate) async fn mounts(
 
 /// Removes the container: stop it if running, then delete task, record, snapshot and lease.
 pub(crate) async fn remove(inner: &Arc<Inner>, id: &ContainerId) -> Result<(), RuntimeError> {
-    let st = status(inner, id).await?;
+    let record = get(inner, id).await?;
+    let st = status_of(inner, &record, task_of(inner, id.as_str()).await?.as_ref());
     if st.state == ContainerState::Running {
         task::stop(inner, id, inner.cfg.remove_grace_ms).await?;
     }
@@ -412,5 +423,10 @@ pub(crate) async fn remove(inner: &Arc<Inner>, id: &ContainerId) -> Result<(), R
     delete_lease(inner, id.as_str()).await;
     let _ = tokio::fs::remove_file(inner.log_path(id.as_str())).await;
     inner.local.forget(id.as_str());
-    Ok(())
+    volumes::release(
+        inner,
+        record.labels.get(LABEL_WORKLOAD),
+        record.labels.get(LABEL_REPLICA),
+    )
+    .await
 }

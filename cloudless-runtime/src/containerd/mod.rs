@@ -23,6 +23,7 @@ mod import;
 mod local;
 mod logs;
 mod task;
+mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -119,6 +119,9 @@ pub struct SpecContext {
     pub network: NetworkMode,
     /// Host security features.
     pub host: HostSecurity,
+    /// Where each of the spec's ephemeral volumes lives on the host, by volume name; volumes
+    /// on disk must have an entry (memory volumes are tmpfs and need none).
+    pub volume_dirs: std::collections::BTreeMap<String, std::path::PathBuf>,
 }
 
 /// Why a spec cannot be built.
@@ -142,6 +145,9 @@ pub enum SpecError {
     /// An environment variable name is empty or has `=`.
     #[error("invalid environment variable name {0:?}")]
     BadEnv(String),
+    /// An ephemeral volume is malformed (name, mount path) or has no host directory.
+    #[error("invalid volume {0}")]
+    BadVolume(String),
     /// oci-spec refused a value.
     #[error("building the OCI spec: {0}")]
     Build(#[from] oci_spec::OciSpecError),
@@ -330,7 +336,11 @@ pub fn build(spec: &ContainerSpec, ctx: &SpecContext) -> Result<Spec, SpecError>
         )
         .process(process)
         .hostname(hostname)
-        .mounts(mounts::default_mounts(ctx.network)?)
+        .mounts({
+            let mut all = mounts::default_mounts(ctx.network)?;
+            all.extend(mounts::volume_mounts(&spec.volumes, &ctx.volume_dirs)?);
+            all
+        })
         .linux(linux)
         .build()?)
 }

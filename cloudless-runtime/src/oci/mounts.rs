@@ -1,9 +1,13 @@
 //! The kernel filesystems every container gets.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use cloudless_core::workload::{EphemeralVolume, VolumeMedium};
 use oci_spec::OciSpecError;
 use oci_spec::runtime::{Mount, MountBuilder};
 
-use super::NetworkMode;
+use super::{NetworkMode, SpecError};
 
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, OciSpecError> {
     MountBuilder::default()
@@ -74,4 +78,62 @@ pub(super) fn default_mounts(network: NetworkMode) -> Result<Vec<Mount>, OciSpec
             &["nosuid", "noexec", "nodev", "relatime", "ro"],
         )?,
     ])
+}
+
+/// Whether `path` is an absolute container path without `.`/`..` components, other than `/`.
+fn valid_mount_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path != "/"
+        && !path.contains('\0')
+        && path
+            .split('/')
+            .skip(1)
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// The mounts of the workload's ephemeral volumes (CLD-REQ-052): a bind of the replica's private
+/// host directory for disk volumes, a size-limited tmpfs for memory volumes. Both are `nosuid`
+/// and `nodev`.
+pub(super) fn volume_mounts(
+    volumes: &[EphemeralVolume],
+    dirs: &BTreeMap<String, PathBuf>,
+) -> Result<Vec<Mount>, SpecError> {
+    let mut out = Vec::with_capacity(volumes.len());
+    for v in volumes {
+        if !valid_mount_path(&v.mount_path) {
+            return Err(SpecError::BadVolume(format!(
+                "{:?}: mount path {:?} must be absolute, without . or ..",
+                v.name, v.mount_path
+            )));
+        }
+        let mount = match v.medium {
+            VolumeMedium::Memory => {
+                let size = v
+                    .size_limit
+                    .map_or_else(|| "size=64m".to_owned(), |m| format!("size={}m", m.mib()));
+                mount(
+                    &v.mount_path,
+                    "tmpfs",
+                    "tmpfs",
+                    &["nosuid", "nodev", "mode=1777", &size],
+                )?
+            }
+            VolumeMedium::Disk => {
+                let dir = dirs.get(&v.name).ok_or_else(|| {
+                    SpecError::BadVolume(format!("{:?} has no host directory", v.name))
+                })?;
+                let source = dir.to_str().ok_or_else(|| {
+                    SpecError::BadVolume(format!("{:?}: host path is not UTF-8", v.name))
+                })?;
+                mount(
+                    &v.mount_path,
+                    "bind",
+                    source,
+                    &["rbind", "rprivate", "nosuid", "nodev", "rw"],
+                )?
+            }
+        };
+        out.push(mount);
+    }
+    Ok(out)
 }

@@ -3,7 +3,7 @@
 use cloudless_core::ids::{ReplicaId, WorkloadId};
 use cloudless_core::quantity::{Cpu, Memory};
 use cloudless_core::runtime::{ContainerId, ContainerSpec};
-use cloudless_core::workload::{EnvVar, ProfileKind};
+use cloudless_core::workload::{EnvVar, EphemeralVolume, ProfileKind, VolumeMedium};
 use serde_json::Value;
 
 use super::*;
@@ -41,6 +41,7 @@ fn ctx() -> SpecContext {
         cgroups_path: "/cloudless/ns/r1-a0".into(),
         network: NetworkMode::Isolated,
         host: HostSecurity::default(),
+        volume_dirs: Default::default(),
     }
 }
 
@@ -250,4 +251,60 @@ fn host_network_shares_the_namespace_and_binds_sys() {
         .find(|m| m["destination"] == "/sys")
         .expect("sys");
     assert_eq!(sys["type"], "bind");
+}
+
+fn volume(name: &str, path: &str, medium: VolumeMedium) -> EphemeralVolume {
+    EphemeralVolume {
+        name: name.into(),
+        mount_path: path.into(),
+        size_limit: Some(Memory::parse("16Mi").expect("size")),
+        medium,
+    }
+}
+
+#[test]
+fn ephemeral_volumes_mount_the_private_dir_or_a_sized_tmpfs() {
+    let mut s = spec();
+    s.volumes = vec![
+        volume("scratch", "/data", VolumeMedium::Disk),
+        volume("cache", "/cache", VolumeMedium::Memory),
+    ];
+    let mut c = ctx();
+    c.volume_dirs.insert(
+        "scratch".into(),
+        "/var/lib/cloudless/volumes/ns/w1-r1/scratch".into(),
+    );
+    let j = json(&s, &c);
+    let mounts = j["mounts"].as_array().expect("mounts");
+    let data = mounts
+        .iter()
+        .find(|m| m["destination"] == "/data")
+        .expect("data");
+    assert_eq!(
+        data["source"],
+        "/var/lib/cloudless/volumes/ns/w1-r1/scratch"
+    );
+    assert_eq!(data["type"], "bind");
+    let cache = mounts
+        .iter()
+        .find(|m| m["destination"] == "/cache")
+        .expect("cache");
+    assert_eq!(cache["type"], "tmpfs");
+    assert!(
+        cache["options"]
+            .as_array()
+            .expect("opts")
+            .iter()
+            .any(|o| o == "size=16m")
+    );
+    // A disk volume without a host directory, and bad mount paths, are refused.
+    assert!(matches!(build(&s, &ctx()), Err(SpecError::BadVolume(_))));
+    for bad in ["relative", "/", "/a/../etc", "/a//b"] {
+        let mut s = spec();
+        s.volumes = vec![volume("cache", bad, VolumeMedium::Memory)];
+        assert!(
+            matches!(build(&s, &ctx()), Err(SpecError::BadVolume(_))),
+            "{bad}"
+        );
+    }
 }
