@@ -2,8 +2,7 @@
 //!
 //! ```text
 //!  <data dir>/raft.redb
-//!    meta      &str -> bytes   "format" (u32 BE), "vote", "committed", "purged" (CBOR),
-//!                              "flushed" (u64 BE, size of the last group commit)
+//!    meta      &str -> bytes   "format" (u32 BE), "vote", "committed", "purged" (CBOR)
 //!    log       u64  -> bytes   index -> CBOR openraft Entry
 //!    snapshot  &str -> bytes   "current" -> CBOR StoredSnapshot (meta + ClusterState)
 //! ```
@@ -28,8 +27,6 @@ pub(crate) const KEY_VOTE: &str = "vote";
 pub(crate) const KEY_COMMITTED: &str = "committed";
 pub(crate) const KEY_PURGED: &str = "purged";
 pub(crate) const KEY_SNAPSHOT: &str = "current";
-/// Size of the last group commit (written so the durable commit is never empty).
-pub(crate) const KEY_FLUSHED: &str = "flushed";
 
 /// Why a data directory could not be opened. Nothing is written when opening fails.
 #[derive(Debug, thiserror::Error)]
@@ -176,35 +173,9 @@ pub(crate) fn get_meta(db: &Database, key: &str) -> Result<Option<Vec<u8>>, redb
     Ok(table.get(key)?.map(|v| v.value().to_vec()))
 }
 
-/// Writes one meta value, durably (fsync before returning) or not (persisted by the next
-/// durable commit).
-pub(crate) fn put_meta(
-    db: &Database,
-    key: &str,
-    value: &[u8],
-    durable: bool,
-) -> Result<(), redb::Error> {
-    let mut txn = db.begin_write()?;
-    if !durable {
-        set_lazy(&mut txn)?;
-    }
-    {
-        let mut table = txn.open_table(META)?;
-        table.insert(key, value)?;
-    }
-    txn.commit()?;
-    Ok(())
-}
-
 /// The last entry of the log table, raw.
 pub(crate) fn last_log(db: &Database) -> Result<Option<(u64, Vec<u8>)>, redb::Error> {
     let txn = db.begin_read()?;
     let table = txn.open_table(LOG)?;
     Ok(table.last()?.map(|(k, v)| (k.value(), v.value().to_vec())))
-}
-
-/// Makes `txn` non-durable: visible to readers at once, on disk with the next durable commit.
-pub(crate) fn set_lazy(txn: &mut redb::WriteTransaction) -> Result<(), redb::Error> {
-    txn.set_durability(redb::Durability::None)
-        .map_err(|e| redb::Error::Corrupted(format!("cannot make a commit non-durable: {e:?}")))
 }

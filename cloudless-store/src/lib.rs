@@ -21,7 +21,6 @@
 mod config;
 mod consensus;
 mod db;
-mod flusher;
 mod history;
 mod log_store;
 mod network;
@@ -30,6 +29,7 @@ mod server;
 mod state_machine;
 mod store;
 mod types;
+mod writer;
 
 pub use config::RaftConsensusConfig;
 pub use consensus::{RaftConsensus, StartError};

@@ -1,11 +1,12 @@
 //! [`RedbLogStore`]: the raft log, vote and committed index in redb.
 //!
-//! The vote, truncation and purge are redb transactions committed with `Durability::Immediate`
-//! (fsync before `commit` returns). `append` commits non-durably (readable at once) and
-//! reports the entries flushed only after the [`Flusher`]'s next durable commit covered them;
-//! the committed index is written non-durably too (a stale one on disk only means fewer
-//! entries are re-applied at startup).
+//! Mutations go through the [`Writer`] (group commit, one fsync per batch): `append` puts the
+//! entries in an in-memory overlay (readable at once) and reports them flushed only after the
+//! writer's durable commit covered them; vote, truncate and purge wait for their durable
+//! commit; the committed index rides along with the next batch (a stale one on disk only
+//! means fewer entries are re-applied at startup).
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::RangeBounds;
 use std::sync::Arc;
@@ -14,15 +15,15 @@ use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, OptionalSend, RaftLogReader, StorageIOError, Vote};
 use redb::{Database, ReadableDatabase};
 
-use crate::db::{self, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, LOG, META};
-use crate::flusher::Flusher;
+use crate::db::{self, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, LOG};
 use crate::types::{Entry, LogId, StorageError, TypeConfig, decode, encode};
+use crate::writer::{Op, Writer};
 
 /// The raft log of one coordinator, in its redb data file. Clones share the file.
 #[derive(Clone)]
 pub struct RedbLogStore {
     db: Arc<Database>,
-    flusher: Flusher,
+    writer: Writer,
 }
 
 impl Debug for RedbLogStore {
@@ -39,9 +40,13 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::write_logs(AnyError::new(&e)).into()
 }
 
+fn write_msg(e: String) -> StorageError {
+    StorageIOError::write_logs(AnyError::error(e)).into()
+}
+
 impl RedbLogStore {
-    pub(crate) fn new(db: Arc<Database>, flusher: Flusher) -> Self {
-        Self { db, flusher }
+    pub(crate) fn new(db: Arc<Database>, writer: Writer) -> Self {
+        Self { db, writer }
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
@@ -51,39 +56,28 @@ impl RedbLogStore {
         }
     }
 
-    fn put<T: serde::Serialize>(
+    /// Raw entries in `range`: the overlay (read first, so an entry moving to redb meanwhile
+    /// is still seen there) over redb.
+    fn raw_range(
         &self,
-        key: &str,
-        value: &T,
-        durable: bool,
-    ) -> Result<(), StorageError> {
-        let bytes = encode(value).map_err(write_err)?;
-        db::put_meta(&self.db, key, &bytes, durable).map_err(write_err)
-    }
-
-    /// Removes the log entries with index in `range`, in one durable transaction, and
-    /// optionally records the purge point in the same transaction.
-    fn remove(
-        &self,
-        range: impl RangeBounds<u64>,
-        purged: Option<&LogId>,
-    ) -> Result<(), StorageError> {
-        let purged = purged.map(encode).transpose().map_err(write_err)?;
-        let run = || -> Result<(), redb::Error> {
-            // redb's default durability is `Immediate`: commit returns after fsync.
-            let txn = self.db.begin_write()?;
-            {
-                let mut log = txn.open_table(LOG)?;
-                log.retain_in(range, |_, _| false)?;
-                if let Some(bytes) = &purged {
-                    let mut meta = txn.open_table(META)?;
-                    meta.insert(KEY_PURGED, bytes.as_slice())?;
-                }
-            }
-            txn.commit()?;
-            Ok(())
-        };
-        run().map_err(write_err)
+        range: impl RangeBounds<u64> + Clone,
+    ) -> Result<BTreeMap<u64, Arc<[u8]>>, redb::Error> {
+        let pending: Vec<(u64, Arc<[u8]>)> = self
+            .writer
+            .overlay()
+            .entries
+            .range(range.clone())
+            .map(|(i, (_, b))| (*i, Arc::clone(b)))
+            .collect();
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(LOG)?;
+        let mut out = BTreeMap::new();
+        for item in log.range(range)? {
+            let (k, v) = item?;
+            out.insert(k.value(), Arc::from(v.value()));
+        }
+        out.extend(pending);
+        Ok(out)
     }
 }
 
@@ -92,14 +86,10 @@ impl RaftLogReader<TypeConfig> for RedbLogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let txn = self.db.begin_read().map_err(read_err)?;
-        let log = txn.open_table(LOG).map_err(read_err)?;
-        let mut out = Vec::new();
-        for item in log.range(range).map_err(read_err)? {
-            let (_, value) = item.map_err(read_err)?;
-            out.push(decode(value.value()).map_err(read_err)?);
-        }
-        Ok(out)
+        let raw = self.raw_range(range).map_err(read_err)?;
+        raw.values()
+            .map(|bytes| decode(bytes).map_err(read_err))
+            .collect()
     }
 }
 
@@ -108,8 +98,20 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged_log_id: Option<LogId> = self.meta(KEY_PURGED)?;
-        let last = match db::last_log(&self.db).map_err(read_err)? {
-            Some((_, bytes)) => Some(decode::<Entry>(&bytes).map_err(read_err)?.log_id),
+        let pending = self
+            .writer
+            .overlay()
+            .entries
+            .last_key_value()
+            .map(|(_, (_, b))| Arc::clone(b));
+        let last_bytes = match pending {
+            Some(b) => Some(b),
+            None => db::last_log(&self.db)
+                .map_err(read_err)?
+                .map(|(_, b)| Arc::from(b)),
+        };
+        let last = match last_bytes {
+            Some(bytes) => Some(decode::<Entry>(&bytes).map_err(read_err)?.log_id),
             None => None,
         };
         Ok(LogState {
@@ -123,8 +125,11 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
-        self.put(KEY_VOTE, vote, true)
-            .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)).into())
+        let vote = encode(vote).map_err(|e| StorageIOError::write_vote(AnyError::new(&e)))?;
+        self.writer
+            .run(|done| Op::Vote { vote, done })
+            .await
+            .map_err(|e| StorageIOError::write_vote(AnyError::error(e)).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
@@ -132,11 +137,17 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.put(KEY_COMMITTED, &committed, false)
+        self.writer
+            .committed(encode(&committed).map_err(write_err)?);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+        let pending = self.writer.overlay().committed.clone();
+        match pending {
+            Some(bytes) => decode(&bytes).map_err(read_err),
+            None => Ok(self.meta::<Option<LogId>>(KEY_COMMITTED)?.flatten()),
+        }
     }
 
     async fn append<I>(
@@ -152,36 +163,24 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
         for entry in entries {
             encoded.push((entry.log_id.index, encode(&entry).map_err(write_err)?));
         }
-        let run = || -> Result<(), redb::Error> {
-            // Non-durable: readable at once; the flusher's next commit makes it durable.
-            let mut txn = self.db.begin_write()?;
-            db::set_lazy(&mut txn)?;
-            {
-                let mut log = txn.open_table(LOG)?;
-                for (index, bytes) in &encoded {
-                    log.insert(*index, bytes.as_slice())?;
-                }
-            }
-            txn.commit()?;
-            Ok(())
-        };
-        match run() {
-            Ok(()) => {
-                self.flusher.flush(callback);
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                Err(write_err(e))
-            }
-        }
+        self.writer.append(encoded, callback);
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.remove(log_id.index.., None)
+        let from = log_id.index;
+        self.writer
+            .run(|done| Op::Truncate { from, done })
+            .await
+            .map_err(write_msg)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.remove(..=log_id.index, Some(&log_id))
+        let purged = encode(&log_id).map_err(write_err)?;
+        let upto = log_id.index;
+        self.writer
+            .run(|done| Op::Purge { upto, purged, done })
+            .await
+            .map_err(write_msg)
     }
 }

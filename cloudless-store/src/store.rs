@@ -7,9 +7,9 @@ use std::sync::Arc;
 use cloudless_core::state::ClusterState;
 
 use crate::db::{self, DATA_FILE, OpenError};
-use crate::flusher::Flusher;
 use crate::history::Hub;
 use crate::log_store::RedbLogStore;
+use crate::writer::Writer;
 use redb::ReadableDatabase;
 
 use crate::state_machine::{
@@ -65,12 +65,12 @@ pub fn open_store(dir: &Path, retained_changes: usize) -> Result<OpenedStore, Op
     let db = db::open(dir)?;
     let (state, last_applied, membership) = restored_state(&dir.join(DATA_FILE), &*db)?;
     let hub = Hub::new(state, last_applied, membership, retained_changes);
-    let flusher = Flusher::start(&db).map_err(|source| OpenError::Io {
+    let writer = Writer::start(&db).map_err(|source| OpenError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
     Ok(OpenedStore {
-        log: RedbLogStore::new(Arc::clone(&db), flusher),
+        log: RedbLogStore::new(Arc::clone(&db), writer),
         state_machine: RedbStateMachine::new(db, Arc::clone(&hub)),
         hub,
     })
