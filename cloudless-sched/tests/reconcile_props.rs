@@ -6,14 +6,14 @@
 
 mod reconcile_support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cloudless_core::ids::{NodeId, WorkloadId};
 use cloudless_core::node::Liveness;
 use cloudless_core::replica::ReplicaPhase;
 use cloudless_core::state::{ClusterState, Command};
-use cloudless_sched::reconcile::reconcile;
-use cloudless_sched::rollout::RolloutStatus;
+use cloudless_sched::reconcile::{ReconcileAction, StopReason, reconcile};
+use cloudless_sched::rollout::{RetireReason, RolloutStatus};
 use proptest::prelude::*;
 use reconcile_support::*;
 
@@ -160,6 +160,20 @@ fn readiness(s: &ClusterState) -> BTreeMap<WorkloadId, usize> {
     s.workloads.keys().map(|&w| (w, ready_live(s, w))).collect()
 }
 
+/// Workloads whose live replicas are all ready.
+fn all_live_ready(s: &ClusterState) -> BTreeSet<WorkloadId> {
+    s.workloads
+        .keys()
+        .copied()
+        .filter(|&w| {
+            s.replicas_of(w)
+                .filter(|r| r.phase != ReplicaPhase::Stopping && !r.phase.is_terminal())
+                .filter(|r| reachable(s, r.node))
+                .all(|r| r.ready)
+        })
+        .collect()
+}
+
 /// The desired state: each workload has exactly `replicas` live replicas, all ready, of its
 /// current generation, none on a draining node; nothing finished is left in the ledger; only
 /// unreachable nodes still hold replicas of deleted workloads.
@@ -216,12 +230,24 @@ proptest! {
                 }
             }
             let before = readiness(&s);
+            let settled = all_live_ready(&s);
             let actions = round(&mut s);
             let after = readiness(&s);
             for (w, &b) in &before {
                 let min = s.workloads[w].spec.effective_min_available() as usize;
                 let a = after[w];
                 prop_assert!(a >= b.min(min), "{w}: ready {b} -> {a} below minAvailable {min}");
+            }
+            // Make-before-break: from a settled workload, a drain never costs ready replicas
+            // below `replicas`.
+            for a in &actions {
+                if let ReconcileAction::Stop { replica, reason: StopReason::Retired(RetireReason::Draining) } = a {
+                    let w = s.replicas[replica].workload;
+                    let replicas = s.workloads[&w].spec.replicas as usize;
+                    if settled.contains(&w) {
+                        prop_assert!(after[&w] >= before[&w].min(replicas), "{w}: drain of {replica} before its replacement was ready");
+                    }
+                }
             }
             let quiet = actions.is_empty();
             agents(&mut s);

@@ -196,3 +196,23 @@ fn complete_when_everything_runs_the_new_generation() {
     assert_eq!(p.steps, vec![]);
     assert_eq!(p.status, RolloutStatus::Complete);
 }
+
+#[test]
+fn a_newer_keeper_standing_in_for_a_lost_replica_is_not_a_drain_replacement() {
+    // r2 was lost; r4 replaced it. r3 must wait for its own replacement.
+    let live = [
+        rep(1, NEW, true),
+        draining(rep(3, NEW, true)),
+        rep(4, NEW, true),
+    ];
+    let p = plan(&input(&live, 3, 1, 1));
+    assert_eq!(p.steps, vec![RolloutStep::Surge { count: 1 }]);
+    let live = [
+        rep(1, NEW, true),
+        draining(rep(3, NEW, true)),
+        rep(4, NEW, true),
+        rep(5, NEW, true),
+    ];
+    let p = plan(&input(&live, 3, 1, 1));
+    assert_eq!(p.steps, vec![retire_drained(3)]);
+}

@@ -15,9 +15,9 @@ use super::{
 /// Replicas that [leave](RolloutInput::leaves) are retired, unready ones first (stopping them
 /// costs no availability), then ready ones while the ready count after the retirement stays
 /// at or above `minAvailable`. A ready replica on a **draining** node also needs cover
-/// (make-before-break): either the other ready replicas already number `replicas`, or a ready
-/// keeper newer than it (a higher replica id, so placed after it — its replacement) is not yet
-/// matched to another drained replica. Old-generation replicas need no cover, so a rollout may
+/// (make-before-break): either the other ready replicas already number `replicas`, or no live
+/// replica would be missing without it and a ready keeper newer than it (a higher replica id,
+/// so placed after it — its replacement) is not yet matched to another drained replica. Old-generation replicas need no cover, so a rollout may
 /// stop one before its successor is ready, within `minAvailable` (like a Kubernetes rolling
 /// update's maxUnavailable).
 ///
@@ -51,6 +51,11 @@ pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
                 continue;
             }
             if r.draining && after < replicas {
+                // A newer ready keeper only counts as this replica's replacement once nothing
+                // else is missing; otherwise it may be standing in for a lost replica.
+                if total - 1 < replicas {
+                    continue;
+                }
                 let Some(cover) = covers
                     .range((Bound::Excluded(r.id), Bound::Unbounded))
                     .next()
