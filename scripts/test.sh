@@ -28,4 +28,7 @@ cargo test --workspace --all-features --no-fail-fast
 step "fuzz targets build (cargo-fuzz crate, checked on stable)"
 cargo check --manifest-path fuzz/Cargo.toml --bins
 
+step "custom scorer example (researcher API on the facade crate)"
+cargo run --quiet --example custom_scorer
+
 step "all checks passed"
