@@ -152,3 +152,23 @@ fn a_certificate_without_a_spiffe_uri_has_no_identity() {
         Err(IdentityError::BadIdentity(_))
     ));
 }
+
+#[test]
+fn servers_issue_no_resumption_tickets() {
+    // A resumed TLS 1.3 session skips the client-certificate check (expiry, revocation).
+    let ca = ClusterCa::init("lab", SystemTime::now()).unwrap();
+    let key = NodeKey::generate().unwrap();
+    let me = id("lab", Role::Coordinator, 1);
+    let cert = ca
+        .issue(
+            &key.csr().unwrap(),
+            &me,
+            SystemTime::now(),
+            DEFAULT_NODE_LIFETIME,
+        )
+        .unwrap();
+    let creds = NodeCredentials::new(&key, cert, ca.cert().clone()).unwrap();
+    let config = cloudless_net::identity::tls::server_config(&creds, b"x").unwrap();
+    assert_eq!(config.send_tls13_tickets, 0);
+    assert!(!config.session_storage.can_cache());
+}

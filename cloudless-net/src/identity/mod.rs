@@ -15,12 +15,14 @@
 //! Every private key is written to a 0600 file and never logged. Join tokens are stored
 //! hashed only ([`token`]); the joiner pins the CA by its digest ([`verify::PinnedCaVerifier`]).
 
+pub mod authz;
 mod base32;
 mod ca;
 pub mod enroll;
 mod error;
 mod files;
 mod node;
+mod revocation;
 pub mod spiffe;
 pub mod tls;
 pub mod token;
@@ -30,5 +32,6 @@ pub use ca::{CA_CERT_FILE, CA_KEY_FILE, ClusterCa, DEFAULT_BACKDATE, DEFAULT_NOD
 pub use error::IdentityError;
 pub use files::write_private;
 pub use node::{NODE_CERT_FILE, NODE_KEY_FILE, NodeCredentials, NodeKey};
+pub use revocation::RevokedNodes;
 pub use spiffe::{CaDigest, ca_digest, identity_from_cert};
 pub use token::{JoinToken, TokenError, TokenRole};

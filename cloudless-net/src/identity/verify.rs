@@ -26,6 +26,7 @@ use rustls::{
 };
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
+use super::RevokedNodes;
 use super::ca::cluster_of_ca;
 use super::spiffe::{CaDigest, ca_digest, identity_from_cert};
 
@@ -56,6 +57,7 @@ fn roots_of(ca: &CertificateDer<'_>) -> Result<RootCertStore, Error> {
 pub struct ClusterClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
     cluster: String,
+    revoked: RevokedNodes,
 }
 
 impl ClusterClientVerifier {
@@ -70,7 +72,14 @@ impl ClusterClientVerifier {
         Ok(Self {
             inner,
             cluster: cluster.to_owned(),
+            revoked: RevokedNodes::new(),
         })
+    }
+
+    /// Also refuses the nodes in `revoked` (consulted on every handshake).
+    pub fn with_revoked(mut self, revoked: RevokedNodes) -> Self {
+        self.revoked = revoked;
+        self
     }
 }
 
@@ -87,7 +96,10 @@ impl ClientCertVerifier for ClusterClientVerifier {
     ) -> Result<ClientCertVerified, Error> {
         self.inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        identity_from_cert(end_entity, &self.cluster).map_err(|_| identity_rejected())?;
+        let id = identity_from_cert(end_entity, &self.cluster).map_err(|_| identity_rejected())?;
+        if self.revoked.is_revoked(id.node) {
+            return Err(Error::InvalidCertificate(CertificateError::Revoked));
+        }
         Ok(ClientCertVerified::assertion())
     }
 
@@ -120,6 +132,7 @@ pub struct ClusterServerVerifier {
     roots: RootCertStore,
     cluster: String,
     algorithms: WebPkiSupportedAlgorithms,
+    revoked: RevokedNodes,
 }
 
 impl ClusterServerVerifier {
@@ -129,7 +142,14 @@ impl ClusterServerVerifier {
             roots: roots_of(ca)?,
             cluster: cluster.to_owned(),
             algorithms: provider().signature_verification_algorithms,
+            revoked: RevokedNodes::new(),
         })
+    }
+
+    /// Also refuses the nodes in `revoked` (consulted on every handshake).
+    pub fn with_revoked(mut self, revoked: RevokedNodes) -> Self {
+        self.revoked = revoked;
+        self
     }
 }
 
@@ -150,7 +170,10 @@ impl ServerCertVerifier for ClusterServerVerifier {
             now,
             self.algorithms.all,
         )?;
-        identity_from_cert(end_entity, &self.cluster).map_err(|_| identity_rejected())?;
+        let id = identity_from_cert(end_entity, &self.cluster).map_err(|_| identity_rejected())?;
+        if self.revoked.is_revoked(id.node) {
+            return Err(Error::InvalidCertificate(CertificateError::Revoked));
+        }
         Ok(ServerCertVerified::assertion())
     }
 

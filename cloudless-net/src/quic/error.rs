@@ -9,6 +9,8 @@ use crate::identity::IdentityError;
 pub(crate) const CLOSE_NORMAL: u32 = 0;
 /// Application close code: the peer broke the framing protocol.
 pub(crate) const CLOSE_PROTOCOL: u32 = 1;
+/// Application close code: the peer's node was revoked.
+pub(crate) const CLOSE_REVOKED: u32 = 2;
 
 /// Errors of creating a [`QuicTransport`](super::QuicTransport).
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,9 @@ pub(crate) fn connection_error(e: &quinn::ConnectionError) -> TransportError {
     match e {
         E::TransportError(t) if is_crypto(t.code) => TransportError::Auth(e.to_string()),
         E::ConnectionClosed(c) if is_crypto(c.error_code) => TransportError::Auth(e.to_string()),
+        E::ApplicationClosed(c) if c.error_code == CLOSE_REVOKED.into() => {
+            TransportError::Auth("this node was revoked by the peer".into())
+        }
         E::LocallyClosed => TransportError::Closed,
         _ => TransportError::ConnectionLost(e.to_string()),
     }

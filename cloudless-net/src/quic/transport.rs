@@ -12,11 +12,11 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
 use super::QuicConfig;
-use super::error::{CLOSE_NORMAL, QuicError, connection_error};
+use super::error::{CLOSE_NORMAL, CLOSE_REVOKED, QuicError, connection_error};
 use super::frames::{establish, read_loop, write_loop};
 use super::peers::{Peer, Peers};
 use super::stream::QuicByteStream;
-use crate::identity::{NodeCredentials, identity_from_cert, tls};
+use crate::identity::{NodeCredentials, RevokedNodes, identity_from_cert, tls};
 
 /// The ALPN protocol of node-to-node traffic.
 pub const ALPN: &[u8] = b"cloudless/1";
@@ -32,6 +32,7 @@ struct Shared {
     local: PeerIdentity,
     endpoint: quinn::Endpoint,
     peers: Peers,
+    revoked: RevokedNodes,
     inbox: mpsc::Sender<Inbound>,
     accepted: mpsc::Sender<Accepted>,
 }
@@ -68,9 +69,12 @@ impl QuicTransport {
         creds: &NodeCredentials,
         config: QuicConfig,
     ) -> Result<Self, QuicError> {
-        let server = tls::server_config(creds, ALPN)?;
-        let client = tls::client_config(creds.ca(), Some(creds), ALPN)?;
-        Self::bind_with_tls(addr, creds.identity().clone(), server, client, config)
+        let revoked = RevokedNodes::new();
+        let server = tls::server_config_with_revoked(creds, ALPN, revoked.clone())?;
+        let client =
+            tls::client_config_with_revoked(creds.ca(), Some(creds), ALPN, revoked.clone())?;
+        let me = creds.identity().clone();
+        Self::bind_inner(addr, me, server, client, config, revoked)
     }
 
     /// Binds with explicit TLS configurations: for tests of refused peers and for custom
@@ -82,6 +86,17 @@ impl QuicTransport {
         server: rustls::ServerConfig,
         client: rustls::ClientConfig,
         config: QuicConfig,
+    ) -> Result<Self, QuicError> {
+        Self::bind_inner(addr, local, server, client, config, RevokedNodes::new())
+    }
+
+    fn bind_inner(
+        addr: SocketAddr,
+        local: PeerIdentity,
+        server: rustls::ServerConfig,
+        client: rustls::ClientConfig,
+        config: QuicConfig,
+        revoked: RevokedNodes,
     ) -> Result<Self, QuicError> {
         config.validate()?;
         let bind_err = |reason: String| QuicError::Bind {
@@ -114,6 +129,7 @@ impl QuicTransport {
             local,
             endpoint,
             peers: Peers::default(),
+            revoked,
             inbox: inbox_tx,
             accepted: acc_tx,
         });
@@ -137,6 +153,22 @@ impl QuicTransport {
     /// Closes every connection and the endpoint. Dropping the transport does the same.
     pub fn close(&self) {
         self.shared.endpoint.close(CLOSE_NORMAL.into(), b"closing");
+    }
+
+    /// Revokes `node`: its existing connections are closed (it sees `Auth` errors) and its
+    /// handshakes are refused from now on, in both directions.
+    pub fn revoke(&self, node: NodeId) {
+        self.shared.revoked.revoke(node);
+        if let Some(peer) = self.shared.peers.get(node) {
+            peer.conn.close(CLOSE_REVOKED.into(), b"revoked");
+            self.shared.peers.remove(node, &peer.conn);
+        }
+    }
+
+    /// The revocation set this transport's verifiers consult; a driver keeps it in step with
+    /// the cluster state.
+    pub fn revocations(&self) -> RevokedNodes {
+        self.shared.revoked.clone()
     }
 
     /// Sends over a live connection, re-dialing a dialed peer whose connection is gone.
@@ -195,8 +227,14 @@ fn peer_identity(
 
 /// Runs the frame-stream exchange on a fresh connection, registers it and starts its tasks.
 async fn adopt(shared: &Arc<Shared>, conn: quinn::Connection) -> Result<Peer, TransportError> {
-    let (send, recv) = establish(&conn).await?;
+    // Identity and revocation first: a refused peer gets no frame-stream header, so its
+    // `connect` fails instead of completing.
     let identity = peer_identity(shared, &conn)?;
+    if shared.revoked.is_revoked(identity.node) {
+        conn.close(CLOSE_REVOKED.into(), b"revoked");
+        return Err(TransportError::Auth(format!("{identity} is revoked")));
+    }
+    let (send, recv) = establish(&conn).await?;
     let (frames, queue) = mpsc::channel(shared.config.send_queue_capacity);
     let peer = Peer {
         identity: identity.clone(),
