@@ -282,17 +282,18 @@ impl TopologyCounts {
         let Some(counts) = self.by_workload.get_mut(workload) else {
             return;
         };
-        counts.total += 1;
-        *counts.nodes.entry(node.id).or_default() += 1;
+        counts.total = counts.total.saturating_add(1);
+        let on_node = counts.nodes.entry(node.id).or_default();
+        *on_node = on_node.saturating_add(1);
         if !counts.regions.contains_key(&node.report.region) {
             counts
                 .regions
                 .insert(node.report.region.clone(), RegionCounts::default());
         }
         if let Some(region) = counts.regions.get_mut(&node.report.region) {
-            region.total += 1;
+            region.total = region.total.saturating_add(1);
             match region.zones.get_mut(&node.report.zone) {
-                Some(n) => *n += 1,
+                Some(n) => *n = n.saturating_add(1),
                 None => {
                     region.zones.insert(node.report.zone.clone(), 1);
                 }

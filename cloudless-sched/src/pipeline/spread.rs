@@ -106,6 +106,7 @@ impl Spread {
 
     /// Counts a replica placed on node `i`.
     pub(crate) fn record(&mut self, i: usize) {
-        self.counts[self.index.of_node[i] as usize] += 1;
+        let c = &mut self.counts[self.index.of_node[i] as usize];
+        *c = c.saturating_add(1);
     }
 }
