@@ -20,9 +20,9 @@ use containerd_client::types::v1::{Process, Status as TaskStatus};
 
 use super::client::{container_error, status_error};
 use super::{
-    Inner, LABEL_ATTEMPT, LABEL_EXIT_CODE, LABEL_FINISHED_AT, LABEL_MANAGED, LABEL_REPLICA,
-    LABEL_STARTED_AT, LABEL_WORKLOAD, image, import as import_mod, support, task, valid_id,
-    volumes,
+    Inner, LABEL_ADDRESS, LABEL_ATTEMPT, LABEL_EXIT_CODE, LABEL_FINISHED_AT, LABEL_MANAGED,
+    LABEL_REPLICA, LABEL_STARTED_AT, LABEL_WORKLOAD, image, import as import_mod, support, task,
+    valid_id, volumes,
 };
 use crate::oci::{self, NetworkMode, SpecContext};
 
@@ -329,6 +329,7 @@ pub(crate) fn status_of(inner: &Inner, c: &Container, task: Option<&Process>) ->
     };
     let address = match (state, inner.cfg.network) {
         (ContainerState::Running, NetworkMode::Host) => Some("127.0.0.1".to_owned()),
+        (ContainerState::Running, NetworkMode::Isolated) => c.labels.get(LABEL_ADDRESS).cloned(),
         _ => None,
     };
     ContainerStatus {

@@ -16,6 +16,7 @@
 //! reads them, so a stopped agent never blocks its containers.
 
 mod client;
+mod cni;
 mod container;
 mod exec;
 mod image;
@@ -38,6 +39,7 @@ use futures::stream::BoxStream;
 
 use crate::oci::{HostSecurity, NetworkMode};
 use client::Client;
+pub use cni::BridgeNetwork;
 use local::Local;
 
 /// Label marking containers this runtime manages (`list` and adoption select on it).
@@ -50,6 +52,8 @@ pub const LABEL_REPLICA: &str = "cloudless.io/replica";
 pub const LABEL_ATTEMPT: &str = "cloudless.io/attempt";
 /// Label with the start time (ms since the Unix epoch).
 pub const LABEL_STARTED_AT: &str = "cloudless.io/started-at-ms";
+/// Label with the container's address on the agent's bridge network.
+pub const LABEL_ADDRESS: &str = "cloudless.io/address";
 /// Label with the exit code, once the container exited.
 pub const LABEL_EXIT_CODE: &str = "cloudless.io/exit-code";
 /// Label with the exit time (ms since the Unix epoch).
@@ -70,6 +74,9 @@ pub struct ContainerdConfig {
     pub runtime: String,
     /// Network namespace mode.
     pub network: NetworkMode,
+    /// With `NetworkMode::Isolated`: the bridge network giving each container an address
+    /// reachable from the host (none: loopback only).
+    pub bridge: Option<BridgeNetwork>,
     /// Parent cgroup; containers get `<parent>/<namespace>/<id>`.
     pub cgroup_parent: String,
     /// AppArmor profile used for `runtimeDefault` when the host has it loaded.
@@ -89,6 +96,7 @@ impl ContainerdConfig {
             snapshotter: "overlayfs".to_owned(),
             runtime: "io.containerd.runc.v2".to_owned(),
             network: NetworkMode::Isolated,
+            bridge: None,
             cgroup_parent: "/cloudless".to_owned(),
             apparmor_profile: "cloudless-default".to_owned(),
             remove_grace_ms: 0,
@@ -104,6 +112,40 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The bridge network, when containers get their own namespace and one is configured.
+    pub(crate) fn bridge(&self) -> Option<&BridgeNetwork> {
+        match self.cfg.network {
+            NetworkMode::Isolated => self.cfg.bridge.as_ref(),
+            NetworkMode::Host => None,
+        }
+    }
+
+    /// Adds (`ADD`, with the netns of `pid`) or releases (`DEL`) `id`'s bridge address.
+    pub(crate) async fn cni(
+        &self,
+        id: &str,
+        pid: Option<u32>,
+    ) -> Result<Option<String>, RuntimeError> {
+        let Some(net) = self.bridge() else {
+            return Ok(None);
+        };
+        let config = net.config(
+            &format!("cloudless-{}", self.cfg.namespace),
+            &self.cfg.data_dir.join("cni").join(&net.bridge),
+        );
+        let cni_id = format!("{}-{id}", self.cfg.namespace);
+        match pid {
+            Some(pid) => {
+                let netns = format!("/proc/{pid}/ns/net");
+                let out = cni::run(net, &config, "ADD", &cni_id, &netns).await?;
+                cni::first_address(&out).map(Some)
+            }
+            None => cni::run(net, &config, "DEL", &cni_id, "")
+                .await
+                .map(|_| None),
+        }
+    }
+
     /// The log file of container `id`.
     pub(crate) fn log_path(&self, id: &str) -> PathBuf {
         self.cfg

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use super::client::{Client, container_error, is_unavailable, status_error};
 use super::container::{self, now_ms};
 use super::local::Exit;
-use super::{Inner, LABEL_EXIT_CODE, LABEL_FINISHED_AT, LABEL_STARTED_AT};
+use super::{Inner, LABEL_ADDRESS, LABEL_EXIT_CODE, LABEL_FINISHED_AT, LABEL_STARTED_AT};
 
 const SIGTERM: u32 = 15;
 const SIGKILL: u32 = 9;
@@ -79,7 +79,7 @@ pub(crate) async fn start(inner: &Arc<Inner>, id: &ContainerId) -> Result<(), Ru
             .map_err(|e| RuntimeError::Other(Box::new(e)))?;
     }
     let uri = format!("file://{}", log.display());
-    client
+    let pid = client
         .tasks()
         .create(client.req(CreateTaskRequest {
             container_id: name.clone(),
@@ -92,7 +92,18 @@ pub(crate) async fn start(inner: &Arc<Inner>, id: &ContainerId) -> Result<(), Ru
         .map_err(|s| match s.code() {
             Code::AlreadyExists => RuntimeError::InvalidState(format!("{id} already has a task")),
             _ => container_error(s, "task create", id),
-        })?;
+        })?
+        .into_inner()
+        .pid;
+    // The network namespace exists once the task is created; the process has not run yet.
+    let address = match inner.cni(&name, Some(pid)).await {
+        Ok(address) => address,
+        Err(e) => {
+            let _ = delete_task(client, &name).await;
+            let _ = inner.cni(&name, None).await;
+            return Err(e);
+        }
+    };
     let started = client
         .tasks()
         .start(client.req(StartRequest {
@@ -102,12 +113,17 @@ pub(crate) async fn start(inner: &Arc<Inner>, id: &ContainerId) -> Result<(), Ru
         .await;
     if let Err(s) = started {
         let _ = delete_task(client, &name).await;
+        let _ = inner.cni(&name, None).await;
         return Err(container_error(s, "task start", id));
     }
     // The task is only deleted by the waiter, so a fast exit cannot be missed even though the
     // waiter's Wait is issued after Start.
     ensure_waiter(inner, &name);
-    set_labels(client, &name, &[(LABEL_STARTED_AT, now_ms().to_string())])
+    let mut labels = vec![(LABEL_STARTED_AT, now_ms().to_string())];
+    if let Some(address) = address {
+        labels.push((LABEL_ADDRESS, address));
+    }
+    set_labels(client, &name, &labels)
         .await
         .map_err(|s| status_error(s, "container update"))
 }
@@ -186,6 +202,9 @@ async fn wait_for_exit(weak: Weak<Inner>, client: Client, id: String) {
             Err(_) => backoff(&mut delay).await,
         }
     };
+    // The namespace is gone with the task: release the address (best effort; DEL is
+    // idempotent and runs again on the next exit path).
+    let _ = inner.cni(&id, None).await;
     let labels = [
         (LABEL_EXIT_CODE, exit.code.to_string()),
         (LABEL_FINISHED_AT, exit.at_ms.to_string()),

@@ -29,6 +29,7 @@ cleanup() {
   for c in /sys/fs/cgroup/*/"$CLD_CGROUP" /sys/fs/cgroup/"$CLD_CGROUP"; do
     [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
   done
+  ip link del "$CLD_BRIDGE" 2>/dev/null
   rm -rf "$CLD_DIR"
 }
 start
@@ -107,6 +108,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.d
             .env("CLD_DIR", &dir)
             .env("CLD_SOCK", &socket)
             .env("CLD_CGROUP", &cgroup_parent)
+            .env("CLD_BRIDGE", bridge_name())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -189,6 +191,16 @@ impl Drop for Containerd {
         }
         let _ = self.child.wait();
     }
+}
+
+/// The bridge this test process's network tests use (deleted by the supervisor's clean-up).
+pub fn bridge_name() -> String {
+    format!("cldt{}", std::process::id() % 100_000)
+}
+
+/// A /24 for this test process's bridge, in 10.213.0.0/16.
+pub fn bridge_subnet() -> String {
+    format!("10.213.{}.0/24", std::process::id() % 250 + 1)
 }
 
 /// One containerd per test process, shared by its tests (each test uses its own namespace).

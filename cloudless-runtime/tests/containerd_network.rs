@@ -1,0 +1,94 @@
+//! Bridge networking through CNI: each container has its own address on the agent's subnet,
+//! reachable from the host, shown in its status, released when it exits.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use cloudless_core::runtime::{ContainerState, Runtime};
+use cloudless_runtime::ContainerdRuntime;
+use cloudless_runtime::containerd::BridgeNetwork;
+use cloudless_runtime::oci::NetworkMode;
+
+const SERVER: &str = "mkdir -p /tmp/www && echo \"hello from $(hostname)\" >/tmp/www/index.html \
+                      && exec httpd -f -p 8080 -h /tmp/www";
+
+/// GET / from `addr`, retrying connection refusals until the server listens (30 s deadline).
+fn http_get(addr: SocketAddr) -> String {
+    let deadline = Instant::now() + common::PATIENCE;
+    loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(mut s) => {
+                s.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("send");
+                let mut body = String::new();
+                s.read_to_string(&mut body).expect("read");
+                return body;
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "{addr} never answered: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_get_distinct_addresses_reachable_from_the_host() {
+    let Some(ctd) = common::ctd::shared() else {
+        return;
+    };
+    if !std::path::Path::new("/usr/lib/cni/bridge").exists() {
+        let msg =
+            "network tests need the CNI plugins (apt-get install containernetworking-plugins)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        eprintln!("SKIPPED outside CI: {msg}");
+        return;
+    }
+    let base = common::runtime(ctd, NetworkMode::Isolated).await;
+    let mut cfg = base.config().clone();
+    cfg.bridge = Some(BridgeNetwork::new(
+        &common::ctd::bridge_name(),
+        &common::ctd::bridge_subnet(),
+    ));
+    let rt = ContainerdRuntime::connect(cfg.clone())
+        .await
+        .expect("connect");
+    let prefix = common::ctd::bridge_subnet()
+        .trim_end_matches("0/24")
+        .to_owned();
+
+    let mut addrs = Vec::new();
+    for id in ["web-a", "web-b"] {
+        let spec = common::sh(id, SERVER);
+        rt.create(&spec).await.expect("create");
+        rt.start(&spec.id).await.expect("start");
+        let st = rt.status(&spec.id).await.expect("status");
+        assert_eq!(st.state, ContainerState::Running);
+        let addr = st.address.expect("a bridge address");
+        assert!(addr.starts_with(&prefix), "{addr} is in {prefix}0/24");
+        let ip: std::net::IpAddr = addr.parse().expect("an IP");
+        let body = tokio::task::spawn_blocking(move || http_get(SocketAddr::new(ip, 8080)))
+            .await
+            .expect("http");
+        assert!(body.contains(&format!("hello from {id}")), "{body}");
+        addrs.push(addr);
+    }
+    assert_ne!(addrs[0], addrs[1], "two containers, two addresses");
+
+    // Exit releases the address (host-local keeps one lease file per address).
+    let leases = cfg
+        .data_dir
+        .join("cni")
+        .join(common::ctd::bridge_name())
+        .join(format!("cloudless-{}", cfg.namespace));
+    assert!(leases.join(&addrs[0]).exists(), "lease of {}", addrs[0]);
+    rt.remove(&cloudless_core::runtime::ContainerId("web-a".into()))
+        .await
+        .expect("remove");
+    assert!(!leases.join(&addrs[0]).exists(), "released {}", addrs[0]);
+    rt.remove(&cloudless_core::runtime::ContainerId("web-b".into()))
+        .await
+        .expect("remove");
+}
