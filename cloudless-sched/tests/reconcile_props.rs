@@ -1,8 +1,9 @@
 //! The reconciler converges: from random starting states (nodes down, removed or draining,
 //! extra, missing, finished and stopping replicas, deleted and updated workloads), applying its
 //! actions to a model — placements by first fit, every command through core's real `apply`,
-//! agents running and readying replicas — reaches the desired state within a bounded number of
-//! rounds, and no round takes a workload's ready replicas below `minAvailable`.
+//! agents running, readying and finishing replicas at random paces — reaches the desired state
+//! within a bounded number of rounds, and no round takes a workload's ready replicas below
+//! `minAvailable`.
 
 mod reconcile_support;
 
@@ -35,6 +36,8 @@ struct Start {
     deleted: Option<usize>,
     /// Whether nodes that were down come back halfway.
     revive: bool,
+    /// Per round, which replicas (by id bit) their agents get to this round; from round 30 all.
+    slow: Vec<u32>,
 }
 
 fn start() -> impl Strategy<Value = Start> {
@@ -48,9 +51,10 @@ fn start() -> impl Strategy<Value = Start> {
         (0usize..NODES, 0u8..4, 0usize..NODES, 0u8..4),
         prop::option::of(0usize..4),
         any::<bool>(),
+        prop::collection::vec(any::<u32>(), 30),
     )
         .prop_map(
-            |(workloads, replicas, updated, scaled, (a, fa, b, fb), deleted, revive)| {
+            |(workloads, replicas, updated, scaled, (a, fa, b, fb), deleted, revive, slow)| {
                 let mut fate = [0u8; NODES];
                 fate[a] = fa;
                 fate[b] = fb;
@@ -62,6 +66,7 @@ fn start() -> impl Strategy<Value = Start> {
                     fate,
                     deleted,
                     revive,
+                    slow,
                 }
             },
         )
@@ -221,7 +226,7 @@ proptest! {
     fn the_reconciler_converges_without_dropping_below_min_available(st in start()) {
         let (mut s, nodes, _) = build(&st);
         let mut converged = false;
-        for round_no in 0..60 {
+        for round_no in 0..80 {
             if st.revive && round_no == 6 {
                 for (i, &n) in nodes.iter().enumerate() {
                     if st.fate[i] == 1 {
@@ -250,13 +255,16 @@ proptest! {
                 }
             }
             let quiet = actions.is_empty();
-            agents(&mut s);
-            if quiet && round_no > 6 && reconcile(&s).actions.is_empty() {
+            match st.slow.get(round_no) {
+                Some(&mask) => agents_where(&mut s, |r| (mask >> (r.0 % 32)) & 1 == 1),
+                None => agents(&mut s),
+            }
+            if quiet && round_no >= st.slow.len() && reconcile(&s).actions.is_empty() {
                 converged = true;
                 break;
             }
         }
-        prop_assert!(converged, "no fixpoint within 60 rounds");
+        prop_assert!(converged, "no fixpoint within 80 rounds");
         let r = reconcile(&s);
         prop_assert!(r.actions.is_empty());
         prop_assert!(r.rollouts.values().all(|st| *st == RolloutStatus::Complete), "{:?}", r.rollouts);

@@ -154,10 +154,15 @@ pub(crate) fn reachable(state: &ClusterState, node: NodeId) -> bool {
 /// Every reachable agent does its work: new replicas run and pass readiness, stopping ones
 /// finish.
 pub(crate) fn agents(state: &mut ClusterState) {
+    agents_where(state, |_| true);
+}
+
+/// Like [`agents`], but only for the replicas `busy` picks (slow agents, slow probes).
+pub(crate) fn agents_where(state: &mut ClusterState, busy: impl Fn(ReplicaId) -> bool) {
     let work: Vec<(ReplicaId, ReplicaPhase)> = state
         .replicas
         .values()
-        .filter(|r| reachable(state, r.node))
+        .filter(|r| reachable(state, r.node) && busy(r.id))
         .map(|r| (r.id, r.phase))
         .collect();
     for (id, phase) in work {
