@@ -155,7 +155,8 @@ pub struct PlacementContext<'a> {
     /// per-node plugins avoid a map lookup on the hot path.
     pub node_free: Resources,
     /// Replicas per topology domain of the workloads the request relates to (itself and the
-    /// workloads its affinity terms name), existing reservations plus the batch so far.
+    /// workloads its affinity terms name), existing reservations plus the batch so far. See
+    /// [`TopologyCounts::for_request`] for when existing replicas are counted.
     pub topology: &'a TopologyCounts,
 }
 
@@ -232,9 +233,23 @@ struct RegionCounts {
 impl TopologyCounts {
     /// Counts the replicas holding reservations in `snapshot` of the request's own workload and of
     /// every workload its affinity and anti-affinity terms name (same namespace, by name).
+    ///
+    /// Only when the request's placement uses them — a spread constraint or any workload
+    /// affinity or anti-affinity term; otherwise the counts start empty (and hold only the
+    /// batch), because scanning the replica ledger would dominate a decision in a large cluster.
     pub fn for_request(snapshot: &ClusterSnapshot, request: &PlacementRequest) -> Self {
         let own = &request.workload;
         let placement = &own.spec.placement;
+        let uses_counts = placement.spread.is_some()
+            || [
+                &placement.workload_affinity,
+                &placement.workload_anti_affinity,
+            ]
+            .iter()
+            .any(|t| !t.required.is_empty() || !t.preferred.is_empty());
+        if !uses_counts {
+            return Self::default();
+        }
         let mut names: Vec<&str> = vec![own.name.as_str()];
         for terms in [
             &placement.workload_affinity,
@@ -367,6 +382,136 @@ pub trait Scorer: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{Generation, NodeName, ReplicaId};
+    use crate::node::{Liveness, NodeReport, Platform};
+    use crate::replica::ReplicaPhase;
+    use crate::workload::{SpreadConstraint, WorkloadSpec, WorkloadStatus};
+
+    fn node(id: u64, region: &str, zone: &str) -> Node {
+        Node {
+            id: NodeId(id),
+            name: NodeName::new(format!("n{id}")).unwrap(),
+            report: NodeReport {
+                platform: Platform::linux_amd64(),
+                region: region.into(),
+                zone: zone.into(),
+                labels: BTreeMap::new(),
+                capacity: Resources::ZERO,
+                allocatable: Resources::ZERO,
+                power: Default::default(),
+                reliability: Default::default(),
+            },
+            taints: Vec::new(),
+            liveness: Liveness::Ready,
+            schedulability: Default::default(),
+            registered_at_ms: 0,
+            last_seen_ms: 0,
+        }
+    }
+
+    #[test]
+    fn topology_counts_per_domain_only_when_the_request_uses_them() {
+        let mut snap = ClusterSnapshot::default();
+        for n in [
+            node(1, "eu", "a"),
+            node(2, "eu", "a"),
+            node(3, "eu", "b"),
+            node(4, "us", "a"),
+        ] {
+            snap.nodes.insert(n.id, n);
+        }
+        let mut spec = WorkloadSpec::new("img");
+        spec.placement.spread = Some(SpreadConstraint {
+            topology_key: TopologyKey::Zone,
+            max_skew: 1,
+        });
+        let w = Workload {
+            id: WorkloadId(1),
+            namespace: "default".into(),
+            name: "web".into(),
+            labels: BTreeMap::new(),
+            spec,
+            generation: Generation(1),
+            created_at_ms: 0,
+            status: WorkloadStatus::default(),
+            paused: false,
+        };
+        for (r, n, phase) in [
+            (1, 1, ReplicaPhase::Running),
+            (2, 2, ReplicaPhase::Pending),
+            (3, 3, ReplicaPhase::Failed),
+            (4, 99, ReplicaPhase::Running),
+        ] {
+            snap.replicas.insert(
+                ReplicaId(r),
+                Replica {
+                    id: ReplicaId(r),
+                    workload: w.id,
+                    generation: Generation(1),
+                    node: NodeId(n),
+                    resources: Resources::ZERO,
+                    phase,
+                    ready: true,
+                    restarts: 0,
+                    address: None,
+                    assigned_at_ms: 0,
+                    message: String::new(),
+                },
+            );
+        }
+        let mut req = PlacementRequest {
+            workload: w,
+            count: 1,
+            exclude: Vec::new(),
+            seed: 0,
+        };
+        let mut t = TopologyCounts::for_request(&snap, &req);
+        // The failed replica holds nothing and the one on an unknown node is skipped.
+        assert_eq!(t.total("web"), 2);
+        assert_eq!(
+            t.count("web", TopologyKey::Node, &snap.nodes[&NodeId(1)]),
+            1
+        );
+        assert_eq!(
+            t.count("web", TopologyKey::Zone, &snap.nodes[&NodeId(2)]),
+            2
+        );
+        assert_eq!(
+            t.count("web", TopologyKey::Zone, &snap.nodes[&NodeId(4)]),
+            0
+        );
+        assert_eq!(
+            t.count("web", TopologyKey::Region, &snap.nodes[&NodeId(3)]),
+            2
+        );
+        t.record("web", &snap.nodes[&NodeId(4)]);
+        assert_eq!(
+            t.count("web", TopologyKey::Region, &snap.nodes[&NodeId(4)]),
+            1
+        );
+        assert_eq!(
+            t.count("other", TopologyKey::Region, &snap.nodes[&NodeId(4)]),
+            0
+        );
+
+        req.workload.spec.placement.spread = None;
+        assert_eq!(TopologyCounts::for_request(&snap, &req).total("web"), 0);
+    }
+
+    #[test]
+    fn volatility_widens() {
+        use Volatility::*;
+        assert_eq!(Fixed.widen(OnNode), OnNode);
+        assert_eq!(
+            InDomain(TopologyKey::Region).widen(InDomain(TopologyKey::Zone)),
+            InDomain(TopologyKey::Region)
+        );
+        assert_eq!(OnNode.widen(Any), Any);
+        assert_eq!(
+            InDomain(TopologyKey::Node).widen(Fixed),
+            InDomain(TopologyKey::Node)
+        );
+    }
 
     #[test]
     fn unplaceable_reads_like_an_operator_message() {

@@ -137,7 +137,8 @@ pub(crate) fn place(
         nodes,
         batch_free: BTreeMap::new(),
         free_vec,
-        batch: Vec::with_capacity(request.count as usize),
+        // Capped: a huge `count` must not reserve memory up front.
+        batch: Vec::with_capacity((request.count as usize).min(4096)),
         verdicts: Vec::new(),
     };
     let n = b.nodes.len();
