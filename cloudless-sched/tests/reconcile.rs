@@ -381,6 +381,10 @@ fn stops_computed_from_an_older_state_are_dropped() {
             replica: ReplicaId(99),
             reason: StopReason::WorkloadDeleted,
         },
+        ReconcileAction::Unassign {
+            replica: ReplicaId(98),
+            reason: UnassignReason::WorkloadDeleted,
+        },
     ];
     report(&mut s, r1, ReplicaPhase::Failed, false);
     assert_eq!(to_commands(&s, &stale), vec![]);

@@ -11,9 +11,9 @@ use super::ReconcileAction;
 /// message), then one `UnassignReplicas` for all [`Unassign`](ReconcileAction::Unassign)s.
 ///
 /// [`Place`](ReconcileAction::Place) is skipped: the driver asks the Scheduler first. A stop of
-/// a replica that `state` no longer holds, or that is already stopping or finished, is skipped
-/// too (the action was computed from an older state; the next round decides again), so the
-/// commands are never rejected for an invalid transition.
+/// a replica that `state` no longer holds, or that is already stopping or finished, and an
+/// unassign of a replica already gone, are skipped too (the action was computed from an older state; the next round decides again), so the
+/// commands are never rejected as stale.
 pub fn to_commands(state: &ClusterState, actions: &[ReconcileAction]) -> Vec<Command> {
     let mut commands = Vec::new();
     let mut unassign: Vec<ReplicaId> = Vec::new();
@@ -37,7 +37,11 @@ pub fn to_commands(state: &ClusterState, actions: &[ReconcileAction]) -> Vec<Com
                     message: reason.to_string(),
                 });
             }
-            ReconcileAction::Unassign { replica, .. } => unassign.push(*replica),
+            ReconcileAction::Unassign { replica, .. } => {
+                if state.replicas.contains_key(replica) {
+                    unassign.push(*replica);
+                }
+            }
         }
     }
     if !unassign.is_empty() {
