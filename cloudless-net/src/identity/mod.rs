@@ -22,6 +22,7 @@ pub mod enroll;
 mod error;
 mod files;
 mod node;
+pub mod renewal;
 mod revocation;
 pub mod spiffe;
 pub mod tls;

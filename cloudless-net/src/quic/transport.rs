@@ -31,6 +31,9 @@ struct Shared {
     config: QuicConfig,
     local: PeerIdentity,
     endpoint: quinn::Endpoint,
+    transport: Arc<quinn::TransportConfig>,
+    // The client configuration for dialing; replaced by `rotate` (never held across .await).
+    client: std::sync::Mutex<quinn::ClientConfig>,
     peers: Peers,
     revoked: RevokedNodes,
     inbox: mpsc::Sender<Inbound>,
@@ -110,17 +113,10 @@ impl QuicTransport {
             .max_idle_timeout(Some(idle))
             .keep_alive_interval(Some(config.keep_alive));
         let transport = Arc::new(transport);
-        let server = quinn::crypto::rustls::QuicServerConfig::try_from(Arc::new(server))
-            .map_err(|e| bind_err(e.to_string()))?;
-        let mut server = quinn::ServerConfig::with_crypto(Arc::new(server));
-        server.transport_config(Arc::clone(&transport));
-        let client = quinn::crypto::rustls::QuicClientConfig::try_from(Arc::new(client))
-            .map_err(|e| bind_err(e.to_string()))?;
-        let mut client = quinn::ClientConfig::new(Arc::new(client));
-        client.transport_config(transport);
-        let mut endpoint =
+        let (server, client) =
+            quinn_configs(server, client, &transport).map_err(|e| bind_err(e.to_string()))?;
+        let endpoint =
             quinn::Endpoint::server(server, addr).map_err(|e| bind_err(e.to_string()))?;
-        endpoint.set_default_client_config(client);
 
         let (inbox_tx, inbox_rx) = mpsc::channel(config.inbox_capacity);
         let (acc_tx, acc_rx) = mpsc::channel(config.accept_capacity);
@@ -128,6 +124,8 @@ impl QuicTransport {
             config,
             local,
             endpoint,
+            transport,
+            client: std::sync::Mutex::new(client),
             peers: Peers::default(),
             revoked,
             inbox: inbox_tx,
@@ -153,6 +151,42 @@ impl QuicTransport {
     /// Closes every connection and the endpoint. Dropping the transport does the same.
     pub fn close(&self) {
         self.shared.endpoint.close(CLOSE_NORMAL.into(), b"closing");
+    }
+
+    /// Switches to renewed credentials of the same identity. New handshakes (both directions)
+    /// use them at once; open connections keep running, so no request in flight is dropped.
+    pub fn rotate(&self, creds: &NodeCredentials) -> Result<(), QuicError> {
+        if creds.identity() != &self.shared.local {
+            return Err(QuicError::Identity(
+                crate::identity::IdentityError::Refused(format!(
+                    "cannot rotate {} to credentials of {}",
+                    self.shared.local,
+                    creds.identity()
+                )),
+            ));
+        }
+        let revoked = self.shared.revoked.clone();
+        let server = tls::server_config_with_revoked(creds, ALPN, revoked.clone())?;
+        let client = tls::client_config_with_revoked(creds.ca(), Some(creds), ALPN, revoked)?;
+        let (server, client) =
+            quinn_configs(server, client, &self.shared.transport).map_err(|e| QuicError::Bind {
+                addr: "(rotate)".into(),
+                reason: e.to_string(),
+            })?;
+        self.shared.endpoint.set_server_config(Some(server));
+        if let Ok(mut c) = self.shared.client.lock() {
+            *c = client;
+        }
+        Ok(())
+    }
+
+    /// Closes the connection to `node`, if any (it may dial again; we re-dial on `send` if we
+    /// dialed it).
+    pub fn disconnect(&self, node: NodeId) {
+        if let Some(peer) = self.shared.peers.get(node) {
+            peer.conn.close(CLOSE_NORMAL.into(), b"disconnect");
+            self.shared.peers.remove(node, &peer.conn);
+        }
     }
 
     /// Revokes `node`: its existing connections are closed (it sees `Auth` errors) and its
@@ -208,6 +242,22 @@ impl Drop for QuicTransport {
         self.accept_task.abort();
         self.close();
     }
+}
+
+/// quinn configurations from rustls ones, sharing one transport configuration.
+fn quinn_configs(
+    server: rustls::ServerConfig,
+    client: rustls::ClientConfig,
+    transport: &Arc<quinn::TransportConfig>,
+) -> Result<(quinn::ServerConfig, quinn::ClientConfig), quinn::crypto::rustls::NoInitialCipherSuite>
+{
+    let server = quinn::crypto::rustls::QuicServerConfig::try_from(Arc::new(server))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(server));
+    server.transport_config(Arc::clone(transport));
+    let client = quinn::crypto::rustls::QuicClientConfig::try_from(Arc::new(client))?;
+    let mut client = quinn::ClientConfig::new(Arc::new(client));
+    client.transport_config(Arc::clone(transport));
+    Ok((server, client))
 }
 
 /// The identity in a connection's peer certificate (already verified by the TLS layer).
@@ -310,9 +360,14 @@ async fn dial(shared: &Arc<Shared>, addr: SocketAddr) -> Result<Peer, TransportE
         addr: addr.to_string(),
         reason,
     };
+    let client = shared
+        .client
+        .lock()
+        .map(|c| c.clone())
+        .map_err(|_| TransportError::Closed)?;
     let connecting = shared
         .endpoint
-        .connect(addr, SERVER_NAME)
+        .connect_with(client, addr, SERVER_NAME)
         .map_err(|e| unreachable(e.to_string()))?;
     let peer = tokio::time::timeout(shared.config.connect_timeout, async {
         let conn = connecting.await.map_err(|e| connection_error(&e))?;
