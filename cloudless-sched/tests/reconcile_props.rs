@@ -165,6 +165,30 @@ fn readiness(s: &ClusterState) -> BTreeMap<WorkloadId, usize> {
     s.workloads.keys().map(|&w| (w, ready_live(s, w))).collect()
 }
 
+/// Per existing workload: live replicas (reachable, neither stopping nor finished), and
+/// `replicas` + the surge limit in force (`maxSurge`, at least 1 while one is on a draining node).
+fn live_counts(s: &ClusterState) -> BTreeMap<WorkloadId, (usize, usize)> {
+    s.workloads
+        .values()
+        .map(|w| {
+            let live: Vec<_> = s
+                .replicas_of(w.id)
+                .filter(|r| r.phase != ReplicaPhase::Stopping && !r.phase.is_terminal())
+                .filter(|r| reachable(s, r.node))
+                .collect();
+            let draining = live
+                .iter()
+                .any(|r| s.nodes[&r.node].schedulability.draining);
+            let surge = if draining {
+                w.spec.rollout.max_surge.max(1)
+            } else {
+                w.spec.rollout.max_surge
+            };
+            (w.id, (live.len(), (w.spec.replicas + surge) as usize))
+        })
+        .collect()
+}
+
 /// Workloads whose live replicas are all ready.
 fn all_live_ready(s: &ClusterState) -> BTreeSet<WorkloadId> {
     s.workloads
@@ -236,12 +260,19 @@ proptest! {
             }
             let before = readiness(&s);
             let settled = all_live_ready(&s);
+            let live_before = live_counts(&s);
             let actions = round(&mut s);
             let after = readiness(&s);
             for (w, &b) in &before {
                 let min = s.workloads[w].spec.effective_min_available() as usize;
                 let a = after[w];
                 prop_assert!(a >= b.min(min), "{w}: ready {b} -> {a} below minAvailable {min}");
+            }
+            // Never more live replicas than replicas + surge limit (unless there already were).
+            let live_after = live_counts(&s);
+            for (w, &(b, cap)) in &live_before {
+                let a = live_after[w].0;
+                prop_assert!(a <= b.max(cap), "{w}: live {b} -> {a} above replicas + surge {cap}");
             }
             // Make-before-break: from a settled workload, a drain never costs ready replicas
             // below `replicas`.
