@@ -125,9 +125,12 @@ fn lock(m: &Mutex<Overlay>) -> MutexGuard<'_, Overlay> {
 
 fn run(db: &Weak<Database>, overlay: &Mutex<Overlay>, rx: &mpsc::Receiver<Op>) {
     while let Ok(first) = rx.recv() {
+        // The committed id is read before draining the queue: it only covers entries whose
+        // appends were queued before it was set, so all of them are in this batch and the
+        // id on disk never runs ahead of the durable log.
+        let committed = lock(overlay).committed.clone();
         let mut ops = vec![first];
         ops.extend(rx.try_iter());
-        let committed = lock(overlay).committed.clone();
         let result = match db.upgrade() {
             Some(db) => write(&db, &ops, committed.as_deref()).map_err(|e| e.to_string()),
             None => Err("the log store is closed".to_string()),
