@@ -22,6 +22,7 @@ mod exec;
 mod image;
 mod import;
 mod local;
+pub mod logger;
 mod logs;
 mod task;
 mod volumes;
@@ -81,6 +82,9 @@ pub struct ContainerdConfig {
     pub cgroup_parent: String,
     /// AppArmor profile used for `runtimeDefault` when the host has it loaded.
     pub apparmor_profile: String,
+    /// Caps each container's log: the shim runs this logger binary instead of appending to
+    /// the file itself (none: uncapped `file://` logs).
+    pub log_limit: Option<LogLimit>,
     /// Grace period `remove` gives a running container before SIGKILL, in ms.
     pub remove_grace_ms: u64,
 }
@@ -100,8 +104,18 @@ impl ContainerdConfig {
             cgroup_parent: "/cloudless".to_owned(),
             apparmor_profile: "cloudless-default".to_owned(),
             remove_grace_ms: 0,
+            log_limit: None,
         }
     }
+}
+
+/// A cap on container logs, enforced by the `cloudless-logger` binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLimit {
+    /// Path of the `cloudless-logger` binary.
+    pub logger: PathBuf,
+    /// Bytes kept per container log (a one-line marker follows when output was dropped).
+    pub max_bytes: u64,
 }
 
 pub(crate) struct Inner {

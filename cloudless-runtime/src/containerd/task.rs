@@ -78,7 +78,10 @@ pub(crate) async fn start(inner: &Arc<Inner>, id: &ContainerId) -> Result<(), Ru
             .await
             .map_err(|e| RuntimeError::Other(Box::new(e)))?;
     }
-    let uri = format!("file://{}", log.display());
+    let uri = match &inner.cfg.log_limit {
+        Some(limit) => super::logger::uri(&limit.logger, &log, limit.max_bytes),
+        None => format!("file://{}", log.display()),
+    };
     let pid = client
         .tasks()
         .create(client.req(CreateTaskRequest {
@@ -202,6 +205,14 @@ async fn wait_for_exit(weak: Weak<Inner>, client: Client, id: String) {
             Err(_) => backoff(&mut delay).await,
         }
     };
+    if inner.cfg.log_limit.is_some() {
+        // The logger writes the last bytes after the shim closes its pipes.
+        let log = inner.log_path(&id);
+        let _ = tokio::task::spawn_blocking(move || {
+            super::logger::wait_unlocked(&log, Duration::from_secs(5));
+        })
+        .await;
+    }
     // The namespace is gone with the task: release the address (best effort; DEL is
     // idempotent and runs again on the next exit path).
     let _ = inner.cni(&id, None).await;

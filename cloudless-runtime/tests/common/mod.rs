@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod ctd;
+pub mod fixture;
 pub mod image;
 
 use std::path::PathBuf;
@@ -19,6 +20,15 @@ pub fn archive(ctd: &ctd::Containerd) -> PathBuf {
 
 /// A runtime on a fresh namespace of `ctd`, with the busybox image imported.
 pub async fn runtime(ctd: &ctd::Containerd, network: NetworkMode) -> ContainerdRuntime {
+    runtime_with(ctd, network, |_| {}).await
+}
+
+/// Like [`runtime`], with `tweak` applied to the configuration.
+pub async fn runtime_with(
+    ctd: &ctd::Containerd,
+    network: NetworkMode,
+    tweak: impl FnOnce(&mut ContainerdConfig),
+) -> ContainerdRuntime {
     static SEQ: AtomicU32 = AtomicU32::new(0);
     let ns = format!(
         "t{}-{}",
@@ -28,6 +38,7 @@ pub async fn runtime(ctd: &ctd::Containerd, network: NetworkMode) -> ContainerdR
     let mut cfg = ContainerdConfig::new(ctd.socket(), &ns, ctd.dir().join("data"));
     cfg.network = network;
     cfg.cgroup_parent = ctd.cgroup_parent();
+    tweak(&mut cfg);
     let rt = ContainerdRuntime::connect(cfg).await.expect("connect");
     let archive = archive(ctd);
     cloudless_core::runtime::Runtime::import_image(&rt, &archive)
