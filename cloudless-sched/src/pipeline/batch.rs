@@ -69,6 +69,34 @@ impl Batch<'_> {
         Verdict::Fit(total)
     }
 
+    /// The feasible node (allowed by `spread`) with the highest score, ties broken by the
+    /// seeded key, which is computed only when scores are equal.
+    fn select(&self, spread: Option<&Spread>) -> Option<(usize, f64)> {
+        let tie = |j: usize| tie_key(self.request.seed, self.nodes[j].id.get());
+        let mut best: Option<(usize, f64, Option<u64>)> = None;
+        for (i, v) in self.verdicts.iter().enumerate() {
+            let Verdict::Fit(score) = *v else { continue };
+            if spread.is_some_and(|s| !s.allows(i)) {
+                continue;
+            }
+            match &mut best {
+                None => best = Some((i, score, None)),
+                Some((bi, bs, bt)) => {
+                    if score > *bs {
+                        best = Some((i, score, None));
+                    } else if score == *bs {
+                        let best_key = *bt.get_or_insert_with(|| tie(*bi));
+                        let key = tie(i);
+                        if key > best_key {
+                            best = Some((i, score, Some(key)));
+                        }
+                    }
+                }
+            }
+        }
+        best.map(|(i, score, _)| (i, score))
+    }
+
     fn reevaluate(&mut self, j: usize, spread: Option<&mut Spread>) {
         let v = self.evaluate(j);
         if let (Some(s), Verdict::Fit(_)) = (spread, &v) {
@@ -172,30 +200,7 @@ pub(crate) fn place(
         if let Some(s) = spread.as_mut() {
             s.refresh();
         }
-        // (index, score, tie key); the key is computed only when scores are equal.
-        let mut best: Option<(usize, f64, Option<u64>)> = None;
-        for (i, v) in b.verdicts.iter().enumerate() {
-            let Verdict::Fit(score) = *v else { continue };
-            if spread.as_ref().is_some_and(|s| !s.allows(i)) {
-                continue;
-            }
-            let tie = |j: usize| tie_key(request.seed, b.nodes[j].id.get());
-            match &mut best {
-                None => best = Some((i, score, None)),
-                Some((bi, bs, bt)) => {
-                    if score > *bs {
-                        best = Some((i, score, None));
-                    } else if score == *bs {
-                        let best_key = *bt.get_or_insert_with(|| tie(*bi));
-                        let key = tie(i);
-                        if key > best_key {
-                            best = Some((i, score, Some(key)));
-                        }
-                    }
-                }
-            }
-        }
-        let Some((i, score, _)) = best else {
+        let Some((i, score)) = b.select(spread.as_ref()) else {
             // Nothing changes until something is placed, so every remaining replica has the
             // same explanation.
             let why = b.explain(spread.as_ref());
