@@ -21,6 +21,7 @@ mod ca;
 pub mod enroll;
 mod error;
 mod files;
+pub mod grace;
 mod node;
 pub mod renewal;
 mod revocation;

@@ -112,7 +112,56 @@ pub async fn enroll(
         name: params.name.clone(),
         role: params.role.as_str().to_owned(),
         report: Some(pb::NodeReport::from(params.report)),
+        renew_cert: Vec::new(),
     };
+    let creds = exchange(addr, endpoint, conn, ca, request, key, timeout).await?;
+    let id = creds.identity();
+    if id.role.to_string() != params.role.as_str() {
+        return Err(EnrollError::Protocol(format!(
+            "the certificate names {id}, not the requested role"
+        )));
+    }
+    Ok(creds)
+}
+
+/// Renews an expired certificate within the grace window at the enrollment endpoint `addr`:
+/// proves possession of `key` (the key `old` names) and gets a fresh certificate for the same
+/// identity. The server is pinned by the digest of `ca`.
+pub async fn renew_offline(
+    addr: SocketAddr,
+    ca: &CertificateDer<'_>,
+    old: &CertificateDer<'_>,
+    key: &NodeKey,
+    timeout: Duration,
+) -> Result<NodeCredentials, EnrollError> {
+    let (endpoint, conn, pinned) =
+        connect_pinned(addr, ca_digest(ca), ENROLL_ALPN, timeout).await?;
+    let request = EnrollRequest {
+        csr: key.csr()?,
+        renew_cert: old.to_vec(),
+        ..EnrollRequest::default()
+    };
+    let creds = exchange(addr, endpoint, conn, pinned, request, key, timeout).await?;
+    let was = crate::identity::spiffe::any_identity_from_cert(old)?;
+    if creds.identity() != &was {
+        return Err(EnrollError::Protocol(format!(
+            "the renewed certificate names {}, not {was}",
+            creds.identity()
+        )));
+    }
+    Ok(creds)
+}
+
+/// Sends one request, reads the answer, and checks it against the pinned CA.
+async fn exchange(
+    addr: SocketAddr,
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    ca: CertificateDer<'static>,
+    request: EnrollRequest,
+    key: &NodeKey,
+    timeout: Duration,
+) -> Result<NodeCredentials, EnrollError> {
     let exchange = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
         send.write_all(&request.encode_to_vec())
@@ -141,14 +190,14 @@ pub async fn enroll(
             message: response.message,
         });
     }
-    if ca_digest(&response.ca) != token.ca_digest() || response.ca != ca.as_ref() {
+    if response.ca != ca.as_ref() {
         return Err(EnrollError::Protocol("the answer names another CA".into()));
     }
     let creds = NodeCredentials::new(key, CertificateDer::from(response.cert), ca)?;
-    let id = creds.identity();
-    if id.node.get() != response.node || id.role.to_string() != params.role.as_str() {
+    if creds.identity().node.get() != response.node {
         return Err(EnrollError::Protocol(format!(
-            "the certificate names {id}, not the requested role and node {}",
+            "the certificate names {}, not node {}",
+            creds.identity(),
             response.node
         )));
     }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! message EnrollRequest  { string token = 1; bytes csr = 2; string name = 3; string role = 4;
-//!                          NodeReport report = 5; }
+//!                          NodeReport report = 5; bytes renew_cert = 6; }
 //! message EnrollResponse { bytes cert = 1; bytes ca = 2; uint64 node = 3;
 //!                          RefusalCode refusal = 4; string message = 5; }
 //! ```
@@ -28,6 +28,10 @@ pub struct EnrollRequest {
     /// Initial resource report.
     #[prost(message, optional, tag = "5")]
     pub report: Option<pb::NodeReport>,
+    /// Offline renewal instead of a join: the node's old (possibly expired) certificate; the
+    /// CSR must then be signed by that certificate's key, and no token is needed.
+    #[prost(bytes = "vec", tag = "6")]
+    pub renew_cert: Vec<u8>,
 }
 
 /// Why an enrollment was refused.
@@ -46,6 +50,9 @@ pub enum RefusalCode {
     NameTaken = 4,
     /// The cluster cannot serve the request now; retry later.
     Unavailable = 5,
+    /// An offline renewal was refused (past the grace window, revoked, unknown node, or the
+    /// CSR is not signed by the old certificate's key).
+    RenewalRefused = 6,
 }
 
 /// The coordinator's answer: the certificate and CA, or a refusal.

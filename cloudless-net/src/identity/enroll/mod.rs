@@ -18,7 +18,7 @@ mod client;
 mod messages;
 mod server;
 
-pub use client::{EnrollError, EnrollParams, connect_pinned, enroll};
+pub use client::{EnrollError, EnrollParams, connect_pinned, enroll, renew_offline};
 pub use messages::{EnrollRequest, EnrollResponse, RefusalCode};
 pub use server::{EnrollConfig, EnrollServer, EnrollService, Refusal};
 

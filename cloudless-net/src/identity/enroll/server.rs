@@ -18,8 +18,9 @@ use tokio::task::JoinHandle;
 use super::messages::{EnrollRequest, EnrollResponse, RefusalCode};
 use super::{ENROLL_ALPN, MAX_ENROLL_MESSAGE};
 use crate::identity::ca::validate_csr;
+use crate::identity::grace::DEFAULT_GRACE;
 use crate::identity::token::{JoinToken, TokenRole};
-use crate::identity::{ClusterCa, DEFAULT_NODE_LIFETIME, NodeCredentials, tls};
+use crate::identity::{ClusterCa, DEFAULT_NODE_LIFETIME, NodeCredentials, RevokedNodes, tls};
 use crate::quic::QuicError;
 
 /// Settings of the enrollment service and endpoint.
@@ -69,6 +70,8 @@ pub struct EnrollService {
     consensus: Arc<dyn Consensus>,
     clock: Arc<dyn Clock>,
     lifetime: Duration,
+    grace: Duration,
+    revoked: RevokedNodes,
     // Serialises the name check and RegisterNode on this coordinator, so two joiners cannot
     // both claim a fresh name here.
     serial: Mutex<()>,
@@ -96,8 +99,48 @@ impl EnrollService {
             consensus,
             clock,
             lifetime,
+            grace: DEFAULT_GRACE,
+            revoked: RevokedNodes::new(),
             serial: Mutex::new(()),
         }
+    }
+
+    /// Sets the offline-renewal grace window (default 30 days after expiry).
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Refuses offline renewal to the nodes in `revoked`.
+    pub fn with_revoked(mut self, revoked: RevokedNodes) -> Self {
+        self.revoked = revoked;
+        self
+    }
+
+    /// Offline renewal: the old certificate plus a CSR signed by its key.
+    async fn reissue(&self, req: EnrollRequest) -> Result<EnrollResponse, Refusal> {
+        let renewal = |e: &dyn std::fmt::Display| refuse(RefusalCode::RenewalRefused, e);
+        let now = UNIX_EPOCH + Duration::from_millis(self.clock.now_ms());
+        let old = rustls_pki_types::CertificateDer::from(req.renew_cert.as_slice());
+        let (identity, cert) = self
+            .ca
+            .reissue(&old, &req.csr, now, self.grace, self.lifetime)
+            .map_err(|e| renewal(&e))?;
+        if self.revoked.is_revoked(identity.node) {
+            return Err(renewal(&format!("{identity} is revoked")));
+        }
+        let state = self.consensus.state().await.map_err(|e| unavailable(&e))?;
+        if !state.nodes.contains_key(&identity.node) {
+            return Err(renewal(&format!("{identity} is not a member")));
+        }
+        tracing::info!(node = %identity, "renewed an expired certificate");
+        Ok(EnrollResponse {
+            cert: cert.to_vec(),
+            ca: self.ca.cert().to_vec(),
+            node: identity.node.get(),
+            refusal: RefusalCode::None as i32,
+            message: String::new(),
+        })
     }
 
     async fn propose(&self, command: Command) -> Result<CommandResult, ConsensusError> {
@@ -109,9 +152,13 @@ impl EnrollService {
             .result)
     }
 
-    /// Decides one request: the token must be ours, valid and for the requested role; the
+    /// Decides one request. An offline renewal (`renew_cert` set) needs no token: see
+    /// [`ClusterCa::reissue`]. A join: the token must be ours, valid and for the requested role; the
     /// name must be new. Consumes one token use, mints a node id, issues the certificate.
     pub async fn handle(&self, req: EnrollRequest) -> Result<EnrollResponse, Refusal> {
+        if !req.renew_cert.is_empty() {
+            return self.reissue(req).await;
+        }
         let bad = |e: &dyn std::fmt::Display| refuse(RefusalCode::BadRequest, e);
         let token = JoinToken::parse(&req.token).map_err(|e| bad(&e))?;
         if token.ca_digest() != self.ca.digest() {
