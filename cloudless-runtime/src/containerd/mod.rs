@@ -18,6 +18,7 @@
 mod client;
 mod cni;
 mod container;
+mod create;
 mod exec;
 mod image;
 mod import;
@@ -264,15 +265,15 @@ impl Runtime for ContainerdRuntime {
         image: &str,
         _platform: Option<&Platform>,
     ) -> Result<ImageInfo, RuntimeError> {
-        container::local_image(&self.inner, image).await
+        create::local_image(&self.inner, image).await
     }
 
     async fn import_image(&self, archive: &Path) -> Result<Vec<ImageInfo>, RuntimeError> {
-        container::import(&self.inner, archive).await
+        create::import(&self.inner, archive).await
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
-        container::create(&self.inner, spec).await
+        create::create(&self.inner, spec).await
     }
 
     async fn start(&self, id: &ContainerId) -> Result<(), RuntimeError> {

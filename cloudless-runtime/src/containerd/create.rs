@@ -1,0 +1,253 @@
+//! Creating containers (image check, hardened spec, volumes, snapshot under a lease, record)
+//! and importing images.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use cloudless_core::runtime::{ContainerSpec, ImageInfo, RuntimeError, Support};
+use containerd_client::services::v1::container::Runtime as ContainerRuntimeName;
+use containerd_client::services::v1::snapshots::{PrepareSnapshotRequest, RemoveSnapshotRequest};
+use containerd_client::services::v1::{
+    Container, CreateContainerRequest, CreateRequest, DeleteRequest, GetImageRequest,
+};
+use containerd_client::tonic::Code;
+
+use super::client::{container_error, status_error};
+use super::container::get;
+use super::{
+    Inner, LABEL_ATTEMPT, LABEL_MANAGED, LABEL_REPLICA, LABEL_WORKLOAD, image,
+    import as import_mod, support, valid_id, volumes,
+};
+use crate::oci::{self, SpecContext};
+
+/// The type URL containerd expects for an OCI runtime spec.
+pub(crate) const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+
+/// The lease holding a container's snapshot.
+pub(crate) fn lease_id(id: &str) -> String {
+    format!("{id}.lease")
+}
+
+/// The image as present locally (Cloudless does not pull from registries yet).
+pub(crate) async fn local_image(inner: &Inner, name: &str) -> Result<ImageInfo, RuntimeError> {
+    let client = &inner.client;
+    if name.is_empty() {
+        return Err(RuntimeError::ImageNotFound(String::new()));
+    }
+    let got = client
+        .images()
+        .get(client.req(GetImageRequest {
+            name: name.to_owned(),
+        }))
+        .await;
+    match got {
+        Ok(resp) => {
+            let target = resp.into_inner().image.and_then(|i| i.target);
+            let target = target.ok_or_else(|| RuntimeError::ImageNotFound(name.to_owned()))?;
+            Ok(ImageInfo {
+                reference: name.to_owned(),
+                digest: target.digest,
+                size: u64::try_from(target.size).unwrap_or(0),
+            })
+        }
+        Err(s) if s.code() == Code::NotFound => Err(RuntimeError::ImageUnavailable {
+            image: name.to_owned(),
+            reason: "not present locally, and pulling from a registry is not implemented yet \
+                     (import an OCI archive instead)"
+                .to_owned(),
+        }),
+        Err(s) => Err(status_error(s, "image get")),
+    }
+}
+
+/// Imports an OCI layout archive and unpacks its images.
+pub(crate) async fn import(inner: &Inner, archive: &Path) -> Result<Vec<ImageInfo>, RuntimeError> {
+    let client = &inner.client;
+    let lease = format!(
+        "import-{}-{}",
+        std::process::id(),
+        super::container::now_ms()
+    );
+    client
+        .leases()
+        .create(client.req(CreateRequest {
+            id: lease.clone(),
+            labels: HashMap::new(),
+        }))
+        .await
+        .map_err(|s| status_error(s, "lease create"))?;
+    let result = async {
+        let imported = import_mod::import(client, &inner.cfg.snapshotter, archive, &lease).await?;
+        for (info, _) in &imported {
+            let resolved = image::resolve(client, &info.reference).await?;
+            image::unpack(client, &inner.cfg.snapshotter, &resolved, &lease).await?;
+        }
+        Ok(imported.into_iter().map(|(info, _)| info).collect())
+    }
+    .await;
+    // The image record and GC labels keep everything; the lease only covered the writes.
+    let _ = client
+        .leases()
+        .delete(client.req(DeleteRequest {
+            id: lease,
+            sync: false,
+        }))
+        .await;
+    result
+}
+
+fn labels_for(spec: &ContainerSpec) -> HashMap<String, String> {
+    let mut labels: HashMap<String, String> = spec
+        .labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with("cloudless.io/"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(LABEL_MANAGED.to_owned(), "true".to_owned());
+    labels.insert(LABEL_WORKLOAD.to_owned(), spec.workload.0.to_string());
+    labels.insert(LABEL_REPLICA.to_owned(), spec.replica.get().to_string());
+    labels.insert(LABEL_ATTEMPT.to_owned(), spec.attempt.to_string());
+    labels
+}
+
+/// Creates the container: resolve and unpack the image, build the hardened spec, prepare the
+/// snapshot under the container's lease, create the record.
+pub(crate) async fn create(inner: &Inner, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+    let id = spec.id.as_str();
+    if !valid_id(id) {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "container id {id:?} must be letters and digits separated by . _ or -, at most 64 \
+             characters"
+        )));
+    }
+    if let Support::No(why) = support(&inner.cfg, spec) {
+        return Err(RuntimeError::Unsupported(why));
+    }
+    match get(inner, &spec.id).await {
+        Ok(_) => return Err(RuntimeError::AlreadyExists(spec.id.clone())),
+        Err(RuntimeError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    if spec.image.is_empty() {
+        return Err(RuntimeError::ImageNotFound(String::new()));
+    }
+    let client = &inner.client;
+    let resolved = image::resolve(client, &spec.image).await?;
+    let ctx = SpecContext {
+        image: resolved.defaults.clone(),
+        cgroups_path: format!("{}/{}/{id}", inner.cfg.cgroup_parent, inner.cfg.namespace),
+        network: inner.cfg.network,
+        host: inner.host.clone(),
+        volume_dirs: volumes::plan(inner, spec)?,
+    };
+    let oci_spec = oci::build(spec, &ctx).map_err(|e| RuntimeError::InvalidSpec(e.to_string()))?;
+    let (uid, gid) = oci_spec
+        .process()
+        .as_ref()
+        .map_or((0, 0), |p| (p.user().uid(), p.user().gid()));
+    let dirs = ctx.volume_dirs.clone();
+    tokio::task::spawn_blocking(move || volumes::prepare(&dirs, uid, gid))
+        .await
+        .map_err(|e| RuntimeError::Other(Box::new(e)))??;
+    let spec_json = serde_json::to_vec(&oci_spec).map_err(|e| RuntimeError::Other(Box::new(e)))?;
+
+    let lease = lease_id(id);
+    client
+        .leases()
+        .create(client.req(CreateRequest {
+            id: lease.clone(),
+            labels: HashMap::new(),
+        }))
+        .await
+        .map(|_| ())
+        .or_else(|s| match s.code() {
+            // Left over from a create that failed half-way: reuse it.
+            Code::AlreadyExists => Ok(()),
+            _ => Err(status_error(s, "lease create")),
+        })?;
+    let result = async {
+        image::unpack(client, &inner.cfg.snapshotter, &resolved, &lease).await?;
+        let prepare = PrepareSnapshotRequest {
+            snapshotter: inner.cfg.snapshotter.clone(),
+            key: id.to_owned(),
+            parent: resolved.chain_id.clone(),
+            labels: HashMap::new(),
+        };
+        let prepared = client
+            .snapshots()
+            .prepare(client.leased(prepare.clone(), &lease))
+            .await;
+        if let Err(s) = prepared {
+            if s.code() != Code::AlreadyExists {
+                return Err(status_error(s, "snapshot prepare"));
+            }
+            // A stale snapshot from a failed create: replace it.
+            remove_snapshot(inner, id).await?;
+            client
+                .snapshots()
+                .prepare(client.leased(prepare, &lease))
+                .await
+                .map_err(|s| status_error(s, "snapshot prepare"))?;
+        }
+        let container = Container {
+            id: id.to_owned(),
+            labels: labels_for(spec),
+            image: spec.image.clone(),
+            runtime: Some(ContainerRuntimeName {
+                name: inner.cfg.runtime.clone(),
+                options: None,
+            }),
+            spec: Some(prost_types::Any {
+                type_url: SPEC_TYPE_URL.to_owned(),
+                value: spec_json,
+            }),
+            snapshotter: inner.cfg.snapshotter.clone(),
+            snapshot_key: id.to_owned(),
+            ..Default::default()
+        };
+        client
+            .containers()
+            .create(client.leased(
+                CreateContainerRequest {
+                    container: Some(container),
+                },
+                &lease,
+            ))
+            .await
+            .map_err(|s| container_error(s, "container create", &spec.id))?;
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = remove_snapshot(inner, id).await;
+        delete_lease(inner, id).await;
+    }
+    result
+}
+
+pub(crate) async fn remove_snapshot(inner: &Inner, id: &str) -> Result<(), RuntimeError> {
+    let client = &inner.client;
+    match client
+        .snapshots()
+        .remove(client.req(RemoveSnapshotRequest {
+            snapshotter: inner.cfg.snapshotter.clone(),
+            key: id.to_owned(),
+        }))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(s) if s.code() == Code::NotFound => Ok(()),
+        Err(s) => Err(status_error(s, "snapshot remove")),
+    }
+}
+
+pub(crate) async fn delete_lease(inner: &Inner, id: &str) {
+    let client = &inner.client;
+    let _ = client
+        .leases()
+        .delete(client.req(DeleteRequest {
+            id: lease_id(id),
+            sync: false,
+        }))
+        .await;
+}
