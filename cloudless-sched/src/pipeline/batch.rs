@@ -128,23 +128,6 @@ impl Batch<'_> {
     }
 }
 
-/// Allocatable minus reserved (zero-clamped) for every node, in node order: a merge of the two
-/// id-ordered maps instead of a lookup per node.
-fn free_resources(snapshot: &ClusterSnapshot) -> Vec<Resources> {
-    let mut reserved = snapshot.reserved.iter().peekable();
-    snapshot
-        .nodes
-        .iter()
-        .map(|(id, n)| {
-            while reserved.next_if(|(r, _)| *r < id).is_some() {}
-            match reserved.next_if(|(r, _)| *r == id) {
-                Some((_, r)) => n.report.allocatable.saturating_sub(r),
-                None => n.report.allocatable,
-            }
-        })
-        .collect()
-}
-
 /// Runs the pipeline for `request` on `snapshot`.
 pub(crate) fn place(
     sched: &WeightedScheduler,
@@ -155,22 +138,34 @@ pub(crate) fn place(
     if request.count == 0 {
         return result;
     }
-    let nodes: Vec<&Node> = snapshot.nodes.values().collect();
-    let free_vec = free_resources(snapshot);
+    let n = snapshot.nodes.len();
     let mut b = Batch {
         sched,
         snapshot,
         request,
         topology: TopologyCounts::for_request(snapshot, request),
-        nodes,
+        nodes: Vec::with_capacity(n),
         batch_free: BTreeMap::new(),
-        free_vec,
+        free_vec: Vec::with_capacity(n),
         // Capped: a huge `count` must not reserve memory up front.
         batch: Vec::with_capacity((request.count as usize).min(4096)),
-        verdicts: Vec::new(),
+        verdicts: Vec::with_capacity(n),
     };
-    let n = b.nodes.len();
-    b.verdicts = (0..n).map(|i| b.evaluate(i)).collect();
+    // One pass over the nodes: free resources (allocatable minus reserved, a merge of the two
+    // id-ordered maps rather than a lookup per node) and the first evaluation, so each node's
+    // memory is fetched once.
+    let mut reserved = snapshot.reserved.iter().peekable();
+    for (id, node) in &snapshot.nodes {
+        while reserved.next_if(|(r, _)| *r < id).is_some() {}
+        let free = match reserved.next_if(|(r, _)| *r == id) {
+            Some((_, r)) => node.report.allocatable.saturating_sub(r),
+            None => node.report.allocatable,
+        };
+        b.nodes.push(node);
+        b.free_vec.push(free);
+        let verdict = b.evaluate(b.nodes.len() - 1);
+        b.verdicts.push(verdict);
+    }
 
     let own = request.workload.name.as_str();
     let mut spread = request
