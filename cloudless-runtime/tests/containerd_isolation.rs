@@ -301,3 +301,34 @@ async fn ephemeral_volumes_are_private_to_their_replica() {
     let (_, log) = run_to_exit(&rt, &again).await;
     assert_eq!(log.trim(), "0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_keeps_used_images_and_frees_unused_ones() {
+    // Its own containerd, so the snapshot directory holds only this test's image.
+    let Some(ctd) = common::ctd::Containerd::start("prune") else {
+        return;
+    };
+    let rt = common::runtime(&ctd, NetworkMode::Isolated).await;
+    let snapshots = ctd
+        .dir()
+        .join("root/io.containerd.snapshotter.v1.overlayfs/snapshots");
+    let count = || std::fs::read_dir(&snapshots).map_or(0, |d| d.count());
+    let spec = sh("user", "true");
+    rt.create(&spec).await.expect("create");
+    assert!(
+        rt.prune_images().await.expect("prune").is_empty(),
+        "the image is in use"
+    );
+    rt.pull_image(common::image::IMAGE, None)
+        .await
+        .expect("still present");
+    rt.remove(&spec.id).await.expect("remove");
+    assert!(count() > 0, "the unpacked layer is there");
+    let removed = rt.prune_images().await.expect("prune");
+    assert_eq!(removed, vec![common::image::IMAGE.to_owned()]);
+    assert!(matches!(
+        rt.pull_image(common::image::IMAGE, None).await,
+        Err(RuntimeError::ImageUnavailable { .. })
+    ));
+    assert_eq!(count(), 0, "the collector removed the layer snapshot");
+}

@@ -20,6 +20,7 @@ mod cni;
 mod container;
 mod create;
 mod exec;
+mod gc;
 mod image;
 mod import;
 mod local;
@@ -242,6 +243,12 @@ impl ContainerdRuntime {
     /// The host security features detected at connect time.
     pub fn host_security(&self) -> &HostSecurity {
         &self.inner.host
+    }
+
+    /// Removes the images no container of this namespace uses, waiting for containerd's
+    /// garbage collector to free their content and snapshots; returns the removed names.
+    pub async fn prune_images(&self) -> Result<Vec<String>, RuntimeError> {
+        gc::prune_images(&self.inner).await
     }
 
     /// The log file of container `id` (it exists once the container started).
