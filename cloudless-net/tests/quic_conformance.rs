@@ -11,6 +11,7 @@ use cloudless_core::testing::transport::{TransportPair, conformance};
 use cloudless_core::transport::{PeerIdentity, Role, Transport};
 use cloudless_net::identity::{ClusterCa, DEFAULT_NODE_LIFETIME, NodeCredentials, NodeKey};
 use cloudless_net::quic::{QuicConfig, QuicTransport};
+use cloudless_net::rpc::ProtocolVersion;
 use cloudless_net::wire::pb;
 use cloudless_net::{Method, Router, RpcConfig, RpcEndpoint, RpcError};
 use futures::StreamExt;
@@ -132,4 +133,66 @@ async fn typed_rpc_runs_over_quic() {
         .collect()
         .await;
     assert_eq!(items, (0..50).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn an_incompatible_protocol_version_is_rejected_over_quic() {
+    let ca = ClusterCa::init("rpc", SystemTime::now()).unwrap();
+    let agent = bind(&creds(&ca, Role::Agent, 7));
+    let coordinator = bind(&creds(&ca, Role::Coordinator, 1));
+    let addr = coordinator.local_addr().unwrap().to_string();
+    let _server = RpcEndpoint::start(coordinator.clone(), router(), RpcConfig::default()).unwrap();
+    let newer = RpcConfig::default().with_version(ProtocolVersion::new(2, 0));
+    let client_ep = RpcEndpoint::start(agent.clone(), router(), newer).unwrap();
+    agent.connect(&addr).await.unwrap();
+    let got = client_ep
+        .client()
+        .call(NodeId(1), &INC, pb::NodeId { value: 1 }, SEC)
+        .await;
+    assert!(
+        matches!(got, Err(RpcError::VersionMismatch { .. })),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_call_is_cancelled_on_the_server() {
+    let ca = ClusterCa::init("rpc", SystemTime::now()).unwrap();
+    let agent = bind(&creds(&ca, Role::Agent, 7));
+    let coordinator = bind(&creds(&ca, Role::Coordinator, 1));
+    let addr = coordinator.local_addr().unwrap().to_string();
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let (dropped_tx, mut dropped) = tokio::sync::mpsc::unbounded_channel();
+    let mut r = Router::new();
+    r.unary(&SLOW, move |_ctx, req: pb::NodeId| {
+        let (started_tx, dropped_tx) = (started_tx.clone(), dropped_tx.clone());
+        async move {
+            struct Guard(tokio::sync::mpsc::UnboundedSender<()>);
+            impl Drop for Guard {
+                fn drop(&mut self) {
+                    let _ = self.0.send(());
+                }
+            }
+            let _guard = Guard(dropped_tx);
+            let _ = started_tx.send(());
+            tokio::time::sleep(Duration::from_secs(req.value)).await;
+            Ok(req)
+        }
+    });
+    let _server = RpcEndpoint::start(coordinator.clone(), r, RpcConfig::default()).unwrap();
+    let client_ep = RpcEndpoint::start(agent.clone(), Router::new(), RpcConfig::default()).unwrap();
+    agent.connect(&addr).await.unwrap();
+    let client = client_ep.client();
+    let call = tokio::spawn(async move {
+        client
+            .call(NodeId(1), &SLOW, pb::NodeId { value: 60 }, SEC * 120)
+            .await
+    });
+    started.recv().await.unwrap();
+    call.abort();
+    // The handler is aborted: its guard drops long before its 60 s sleep would end.
+    tokio::time::timeout(SEC * 10, dropped.recv())
+        .await
+        .expect("the server handler was not cancelled")
+        .unwrap();
 }
