@@ -111,10 +111,15 @@ async fn cgroup_limits_apply_and_memory_limit_kills() {
     assert_eq!(cgroup_file(ctd, "pids", "limited", "pids.max"), "50");
     let stats = rt.stats(&spec.id).await.expect("stats");
     assert!(stats.memory_bytes > 0 && stats.pids >= 1, "{stats:?}");
+    rt.stop(&spec.id, 0).await.expect("stop");
+    assert!(
+        !rt.oom_killed(&spec.id).await.expect("oom"),
+        "killed by stop, not OOM"
+    );
     rt.remove(&spec.id).await.expect("remove");
 
     // A 64 MiB buffer in a 32 MiB cgroup (no swap here): the OOM killer ends it with SIGKILL.
-    let mut hog = sh("hog", "dd if=/dev/zero of=/dev/null bs=64M count=1");
+    let mut hog = common::sh("hog", "");
     hog.limits.memory = Some(Memory::parse("32Mi").expect("memory"));
     hog.command = vec![
         "/bin/dd".into(),
@@ -123,8 +128,15 @@ async fn cgroup_limits_apply_and_memory_limit_kills() {
         "bs=64M".into(),
         "count=1".into(),
     ];
-    let (code, log) = run_to_exit(&rt, &hog).await;
-    assert_eq!(code, 137, "{log}");
+    let mut events = rt.events().await.expect("events");
+    rt.create(&hog).await.expect("create");
+    rt.start(&hog.id).await.expect("start");
+    assert_eq!(common::exit_of(&mut events, &hog.id).await, 137);
+    assert!(
+        rt.oom_killed(&hog.id).await.expect("oom"),
+        "the OOM kill is reported"
+    );
+    rt.remove(&hog.id).await.expect("remove");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -205,6 +205,31 @@ pub(crate) fn cgroup_stats(root: &Path, path: &str) -> ContainerStats {
     }
 }
 
+/// How many processes of the cgroup at `path` the OOM killer ended (v1 `memory.oom_control`,
+/// v2 `memory.events`); 0 when unknown.
+pub(crate) fn oom_kills(root: &Path, path: &str) -> u64 {
+    let rel = path.trim_start_matches('/');
+    let file = if root.join("memory").is_dir() {
+        root.join("memory").join(rel).join("memory.oom_control")
+    } else {
+        root.join(rel).join("memory.events")
+    };
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|v| v.trim().parse().ok())
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// The container's cgroup path.
+pub(crate) fn cgroup_path(inner: &Inner, id: &str) -> String {
+    format!("{}/{}/{id}", inner.cfg.cgroup_parent, inner.cfg.namespace)
+}
+
 /// Resource usage of `id` from its cgroup (zero once it is not running).
 pub(crate) async fn stats(
     inner: &Arc<Inner>,
@@ -214,7 +239,7 @@ pub(crate) async fn stats(
     if st.state != ContainerState::Running {
         return Ok(ContainerStats::default());
     }
-    let path = format!("{}/{}/{id}", inner.cfg.cgroup_parent, inner.cfg.namespace);
+    let path = cgroup_path(inner, id.as_str());
     tokio::task::spawn_blocking(move || cgroup_stats(Path::new("/sys/fs/cgroup"), &path))
         .await
         .map_err(|e| RuntimeError::Other(Box::new(e)))
@@ -241,6 +266,12 @@ mod tests {
         write(&root, "cpuacct/cloudless/ns/c/cpuacct.usage", "123456\n");
         write(&root, "pids/cloudless/ns/c/pids.current", "3\n");
         let s = cgroup_stats(&root, "/cloudless/ns/c");
+        write(
+            &root,
+            "memory/cloudless/ns/c/memory.oom_control",
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        );
+        assert_eq!(oom_kills(&root, "/cloudless/ns/c"), 2);
         assert_eq!(
             s,
             ContainerStats {
@@ -272,6 +303,13 @@ mod tests {
             }
         );
         assert_eq!(cgroup_stats(&root, "/missing"), ContainerStats::default());
+        write(
+            &root,
+            "cloudless/ns/c/memory.events",
+            "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n",
+        );
+        assert_eq!(oom_kills(&root, "/cloudless/ns/c"), 1);
+        assert_eq!(oom_kills(&root, "/missing"), 0);
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -59,6 +59,8 @@ pub const LABEL_STARTED_AT: &str = "cloudless.io/started-at-ms";
 pub const LABEL_ADDRESS: &str = "cloudless.io/address";
 /// Label with the exit code, once the container exited.
 pub const LABEL_EXIT_CODE: &str = "cloudless.io/exit-code";
+/// Label set to `true` when the OOM killer ended a process of the container.
+pub const LABEL_OOM_KILLED: &str = "cloudless.io/oom-killed";
 /// Label with the exit time (ms since the Unix epoch).
 pub const LABEL_FINISHED_AT: &str = "cloudless.io/finished-at-ms";
 
@@ -243,6 +245,12 @@ impl ContainerdRuntime {
     /// The host security features detected at connect time.
     pub fn host_security(&self) -> &HostSecurity {
         &self.inner.host
+    }
+
+    /// Whether the OOM killer ended a process of container `id` (known once it exited).
+    pub async fn oom_killed(&self, id: &ContainerId) -> Result<bool, RuntimeError> {
+        let c = container::get(&self.inner, id).await?;
+        Ok(c.labels.get(LABEL_OOM_KILLED).is_some_and(|v| v == "true"))
     }
 
     /// Removes the images no container of this namespace uses, waiting for containerd's

@@ -20,7 +20,9 @@ use tokio::sync::watch;
 use super::client::{Client, container_error, is_unavailable, status_error};
 use super::container::{self, now_ms};
 use super::local::Exit;
-use super::{Inner, LABEL_ADDRESS, LABEL_EXIT_CODE, LABEL_FINISHED_AT, LABEL_STARTED_AT};
+use super::{
+    Inner, LABEL_ADDRESS, LABEL_EXIT_CODE, LABEL_FINISHED_AT, LABEL_OOM_KILLED, LABEL_STARTED_AT,
+};
 
 const SIGTERM: u32 = 15;
 const SIGKILL: u32 = 9;
@@ -192,6 +194,13 @@ async fn wait_for_exit(weak: Weak<Inner>, client: Client, id: String) {
     let Some(inner) = weak.upgrade() else {
         return;
     };
+    // The cgroup still exists while the stopped task does: read its OOM kills first.
+    let cgroup = super::exec::cgroup_path(&inner, &id);
+    let oom_killed = tokio::task::spawn_blocking(move || {
+        super::exec::oom_kills(std::path::Path::new("/sys/fs/cgroup"), &cgroup) > 0
+    })
+    .await
+    .unwrap_or(false);
     let exit = loop {
         match delete_task(&client, &id).await {
             Ok(Some(exit)) => break exit,
@@ -216,10 +225,13 @@ async fn wait_for_exit(weak: Weak<Inner>, client: Client, id: String) {
     // The namespace is gone with the task: release the address (best effort; DEL is
     // idempotent and runs again on the next exit path).
     let _ = inner.cni(&id, None).await;
-    let labels = [
+    let mut labels = vec![
         (LABEL_EXIT_CODE, exit.code.to_string()),
         (LABEL_FINISHED_AT, exit.at_ms.to_string()),
     ];
+    if oom_killed {
+        labels.push((LABEL_OOM_KILLED, "true".to_owned()));
+    }
     loop {
         match set_labels(&client, &id, &labels).await {
             Ok(()) => break,
