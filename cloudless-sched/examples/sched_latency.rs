@@ -89,7 +89,10 @@ fn main() {
 
     println!("one replica, all nodes scored ({iterations} decisions per size):");
     for nodes in [1_000, 5_000, 10_000] {
-        println!("  {nodes:>6} nodes  {}", latency(&sched, nodes, iterations).line());
+        println!(
+            "  {nodes:>6} nodes  {}",
+            latency(&sched, nodes, iterations).line()
+        );
     }
 
     println!("batch of 1000 replicas on 5000 nodes (median of 7 runs, one core):");
@@ -105,10 +108,14 @@ fn main() {
     let (rate, placed) = throughput(&sched, &request(w.clone(), 1_000, 7), 5_000);
     println!("  zone spread, max skew 1          {rate:>9.0} placements/s ({placed} placed)");
 
-    w.spec.placement.workload_anti_affinity.required.push(WorkloadTerm {
-        workload: "web".into(),
-        topology_key: TopologyKey::Node,
-    });
+    w.spec
+        .placement
+        .workload_anti_affinity
+        .required
+        .push(WorkloadTerm {
+            workload: "web".into(),
+            topology_key: TopologyKey::Node,
+        });
     let (rate, placed) = throughput(&sched, &request(w, 1_000, 7), 5_000);
     println!("  + node anti-affinity to itself   {rate:>9.0} placements/s ({placed} placed)");
 }

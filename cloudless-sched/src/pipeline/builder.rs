@@ -95,7 +95,9 @@ impl WeightedSchedulerBuilder {
         let extra: f64 = self.scorers.iter().map(|(_, w, _, _)| *w).sum();
         // A researcher may zero every built-in weight and score by their own terms alone.
         if self.config.total_weight() + extra == 0.0 {
-            return Err(SchedulerError::InvalidConfig(crate::config::ALL_ZERO.into()));
+            return Err(SchedulerError::InvalidConfig(
+                crate::config::ALL_ZERO.into(),
+            ));
         }
         let (mut filters, mut terms) = defaults(&self.config);
         let mut names: BTreeSet<String> = terms.iter().map(|t| t.name.clone()).collect();
