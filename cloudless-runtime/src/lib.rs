@@ -6,6 +6,9 @@
 //! fallback for devices without containerd) come next and pass the same conformance suite
 //! (`cloudless_core::testing::runtime`).
 //!
+//! [`ContainerdRuntime`] is the default runtime, over containerd's gRPC API with the hardened
+//! OCI spec of [`oci`] (design record: `docs/design/containerd-runtime.md`).
+//!
 //! ```text
 //!  agent supervisor ──create/start/stop──▶ Runtime (FakeRuntime)
 //!        ▲                                   │  Script per image / container id:

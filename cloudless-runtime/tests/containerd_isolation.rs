@@ -194,6 +194,15 @@ async fn stop_honours_the_grace_period() {
     rt.stop(&polite.id, 10_000).await.expect("stop");
     assert_eq!(common::exit_of(&mut events, &polite.id).await, 0);
     assert_eq!(common::log_text(&rt, &polite.id).await, "up\nterm\n");
+    let log_dir = rt.log_path(&polite.id);
+    let mode = std::fs::metadata(log_dir.parent().expect("log dir"))
+        .expect("log dir")
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o700,
+        "logs are root-only"
+    );
 
     // Ignores SIGTERM: killed once the grace period is over.
     let stubborn = sh("stubborn", "trap '' TERM; echo up; sleep 100000 & wait");

@@ -79,9 +79,7 @@ pub(crate) async fn exec(
     let n = EXEC_SEQ.fetch_add(1, Ordering::Relaxed);
     let exec_id = format!("exec-{}-{n}", std::process::id());
     let dir = inner.cfg.data_dir.join("exec").join(&inner.cfg.namespace);
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| RuntimeError::Other(Box::new(e)))?;
+    super::private_dir(&dir).await?;
     let out = dir.join(format!("{id}.{exec_id}.out"));
     let err = dir.join(format!("{id}.{exec_id}.err"));
     let files = [out.clone(), err.clone()];

@@ -174,6 +174,17 @@ impl Inner {
     }
 }
 
+/// Creates `dir` (and parents) and makes it accessible to root only: logs and exec output of
+/// containers may hold secrets.
+pub(crate) async fn private_dir(dir: &Path) -> Result<(), RuntimeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |e: std::io::Error| RuntimeError::Other(Box::new(e));
+    tokio::fs::create_dir_all(dir).await.map_err(io)?;
+    tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .await
+        .map_err(io)
+}
+
 /// The containerd runtime. Cheap to clone; clones share one connection.
 #[derive(Clone)]
 pub struct ContainerdRuntime {

@@ -76,9 +76,7 @@ pub(crate) async fn start(inner: &Arc<Inner>, id: &ContainerId) -> Result<(), Ru
     let rootfs = container::mounts(inner, &name).await?;
     let log = inner.log_path(&name);
     if let Some(dir) = log.parent() {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| RuntimeError::Other(Box::new(e)))?;
+        super::private_dir(dir).await?;
     }
     let uri = match &inner.cfg.log_limit {
         Some(limit) => super::logger::uri(&limit.logger, &log, limit.max_bytes),
