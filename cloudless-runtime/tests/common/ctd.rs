@@ -30,6 +30,8 @@ cleanup() {
     [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
   done
   ip link del "$CLD_BRIDGE" 2>/dev/null
+  # runc's per-namespace state dirs (namespaces are named t<test pid>-<n>); only empty ones go.
+  rmdir /run/containerd/runc/t"$PPID"-* 2>/dev/null
   rm -rf "$CLD_DIR"
 }
 start
