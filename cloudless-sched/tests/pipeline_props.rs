@@ -11,8 +11,8 @@ use cloudless_core::node::{Liveness, Node, Taint, TaintEffect};
 use cloudless_core::resources::Resources;
 use cloudless_core::scheduler::{ClusterSnapshot, PlacementRequest, Scheduler};
 use cloudless_core::workload::{
-    MatchOperator, NodeMatch, PlacementStrategy, SpreadConstraint, TopologyKey, WorkloadTerm,
-    ZONE_KEY,
+    MatchOperator, NodeMatch, PlacementStrategy, Preferred, SpreadConstraint, TopologyKey,
+    WorkloadTerm, ZONE_KEY,
 };
 use cloudless_sched::WeightedScheduler;
 use cloudless_sched::filters::node_matches;
@@ -107,6 +107,7 @@ fn request_strategy() -> impl Strategy<
         bool,
         bool,
         u64,
+        u8,
     ),
 > {
     (
@@ -120,6 +121,7 @@ fn request_strategy() -> impl Strategy<
         any::<bool>(),
         any::<bool>(),
         any::<u64>(),
+        0..4u8,
     )
 }
 
@@ -136,9 +138,10 @@ fn make_request(
         bool,
         bool,
         u64,
+        u8,
     ),
 ) -> PlacementRequest {
-    let (cpu, mem, count, binpack, spread, anti, zone_filter, selector, exclude, seed) = r;
+    let (cpu, mem, count, binpack, spread, anti, zone_filter, selector, exclude, seed, terms) = r;
     let mut w = web(cpu, mem);
     let p = &mut w.spec.placement;
     p.strategy = if binpack {
@@ -155,6 +158,22 @@ fn make_request(
             workload: "web".into(),
             topology_key: k,
         });
+    }
+    let own = |topology_key| WorkloadTerm {
+        workload: "web".into(),
+        topology_key,
+    };
+    match terms {
+        1 => p.workload_anti_affinity.preferred.push(Preferred {
+            weight: 10,
+            term: own(TopologyKey::Zone),
+        }),
+        2 => p.workload_affinity.preferred.push(Preferred {
+            weight: 10,
+            term: own(TopologyKey::Node),
+        }),
+        3 => p.workload_affinity.required.push(own(TopologyKey::Zone)),
+        _ => {}
     }
     if zone_filter {
         p.node_affinity.required.push(NodeMatch {
@@ -198,8 +217,38 @@ fn initially_feasible(s: &ClusterSnapshot, r: &PlacementRequest) -> Vec<NodeId> 
         .collect()
 }
 
+/// Accepts every node, with the default (widest) volatility: a scheduler holding it
+/// re-evaluates every node after every placement.
+struct AcceptAll;
+
+impl cloudless_core::scheduler::Filter for AcceptAll {
+    fn name(&self) -> &str {
+        "accept_all"
+    }
+    fn check(
+        &self,
+        _ctx: &cloudless_core::scheduler::PlacementContext<'_>,
+        _node: &Node,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn incremental_evaluation_equals_full_reevaluation(
+        nodes in prop::collection::vec(node_strategy(), 0..24),
+        r in request_strategy(),
+    ) {
+        // The built-in plugins' volatility declarations must never change an answer.
+        let s = build(&nodes);
+        let request = make_request(r);
+        let fast = WeightedScheduler::default().place(&s, &request);
+        let full = WeightedScheduler::builder().with_filter(AcceptAll).build().unwrap();
+        prop_assert_eq!(fast, full.place(&s, &request));
+    }
 
     #[test]
     fn contract_holds(nodes in prop::collection::vec(node_strategy(), 0..24), r in request_strategy()) {
