@@ -155,6 +155,32 @@ impl ClusterCa {
         })
     }
 
+    /// The CA private key as PEM, for handing to a joining coordinator over mTLS. Wiped on drop.
+    pub(crate) fn key_pem(&self) -> zeroize::Zeroizing<String> {
+        zeroize::Zeroizing::new(self.issuer.key().serialize_pem())
+    }
+
+    /// A CA from its certificate and the PEM of its private key; the key must be the one the
+    /// certificate names.
+    pub fn from_parts(cert: CertificateDer<'static>, key_pem: &str) -> Result<Self, IdentityError> {
+        let key = KeyPair::from_pem(key_pem).map_err(|e| IdentityError::Refused(e.to_string()))?;
+        let (_, x509) = x509_parser::certificate::X509Certificate::from_der(cert.as_ref())
+            .map_err(|e| IdentityError::MalformedCertificate(e.to_string()))?;
+        if x509.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+            return Err(IdentityError::Refused(
+                "the key does not belong to the CA certificate".into(),
+            ));
+        }
+        let cluster = cluster_of_ca(&cert)?;
+        let issuer = Issuer::from_ca_cert_der(&cert, key)
+            .map_err(|e| IdentityError::MalformedCertificate(e.to_string()))?;
+        Ok(Self {
+            cluster,
+            cert,
+            issuer,
+        })
+    }
+
     /// Issues a node certificate for `identity` over the public key in `csr_der`, valid from
     /// `now - DEFAULT_BACKDATE` to `now + lifetime`.
     ///

@@ -22,6 +22,7 @@ pub mod enroll;
 mod error;
 mod files;
 pub mod grace;
+pub mod handover;
 mod node;
 pub mod renewal;
 mod revocation;
