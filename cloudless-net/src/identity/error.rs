@@ -33,6 +33,9 @@ pub enum IdentityError {
     /// Certificate generation or signing failed.
     #[error("certificate generation failed: {0}")]
     Generation(String),
+    /// The CA key is locked and the passphrase does not open it.
+    #[error("the CA key is locked: wrong passphrase, or the locked key belongs to another CA")]
+    Locked,
     /// Building a TLS configuration failed.
     #[error("TLS configuration: {0}")]
     Tls(String),

@@ -23,6 +23,7 @@ mod error;
 mod files;
 pub mod grace;
 pub mod handover;
+pub mod lock;
 mod node;
 pub mod renewal;
 mod revocation;
