@@ -132,3 +132,66 @@ async fn rotation_under_load_drops_no_request() {
     let other = creds_expiring(&ca, Role::Agent, 8, LIFETIME);
     assert!(agent.rotate(&other).is_err());
 }
+
+#[tokio::test]
+async fn the_renewal_driver_renews_rotates_and_saves_on_its_own() {
+    use cloudless_net::identity::renewal_driver::{RenewalConfig, RenewalDriver};
+    use std::os::unix::fs::PermissionsExt;
+
+    let ca = Arc::new(ClusterCa::init("lab", SystemTime::now()).unwrap());
+    let coordinator = bind(&creds_expiring(&ca, Role::Coordinator, 1, LIFETIME));
+    let addr = coordinator.local_addr().unwrap().to_string();
+    let mut router = Router::new();
+    serve_renewal(&mut router, ca.clone(), Arc::new(SystemClock), LIFETIME);
+    let _server = RpcEndpoint::start(coordinator.clone(), router, RpcConfig::default()).unwrap();
+
+    // Issued now, valid for two seconds: the driver renews 1.0–1.6 s from now.
+    let key = NodeKey::generate().unwrap();
+    let me = PeerIdentity {
+        cluster: "lab".into(),
+        role: Role::Agent,
+        node: NodeId(7),
+    };
+    let cert = ca
+        .issue(
+            &key.csr().unwrap(),
+            &me,
+            SystemTime::now(),
+            Duration::from_secs(2),
+        )
+        .unwrap();
+    let old = NodeCredentials::new(&key, cert, ca.cert().clone()).unwrap();
+    let agent = bind(&old);
+    agent.connect(&addr).await.unwrap();
+    let endpoint = RpcEndpoint::start(agent.clone(), Router::new(), RpcConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let driver = RenewalDriver::spawn(
+        agent.clone(),
+        endpoint.client(),
+        old.clone(),
+        Arc::new(SystemClock),
+        RenewalConfig {
+            coordinator: NodeId(1),
+            dir: Some(dir.path().to_owned()),
+            seed: 7,
+            call_deadline: DEADLINE,
+            min_retry: Duration::from_millis(100),
+        },
+    );
+    let mut current = driver.current();
+    tokio::time::timeout(Duration::from_secs(10), current.changed())
+        .await
+        .expect("no renewal")
+        .unwrap();
+    let renewed = current.borrow().clone();
+    assert_eq!(renewed.identity(), old.identity());
+    let (_, end) = validity(renewed.cert()).unwrap();
+    assert!(end > SystemTime::now() + Duration::from_secs(30));
+    let saved = NodeCredentials::load(dir.path()).unwrap();
+    assert_eq!(saved.cert(), renewed.cert());
+    let mode = std::fs::metadata(dir.path().join("node.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

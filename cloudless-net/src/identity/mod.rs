@@ -26,6 +26,7 @@ pub mod handover;
 pub mod lock;
 mod node;
 pub mod renewal;
+pub mod renewal_driver;
 mod revocation;
 pub mod spiffe;
 pub mod tls;
