@@ -16,7 +16,7 @@ use super::client::{container_error, status_error};
 use super::container::get;
 use super::{
     Inner, LABEL_ATTEMPT, LABEL_MANAGED, LABEL_REPLICA, LABEL_WORKLOAD, image,
-    import as import_mod, support, valid_id, volumes,
+    import as import_mod, registry, support, valid_id, volumes,
 };
 use crate::oci::{self, SpecContext};
 
@@ -28,7 +28,7 @@ pub(crate) fn lease_id(id: &str) -> String {
     format!("{id}.lease")
 }
 
-/// The image as present locally (Cloudless does not pull from registries yet).
+/// The image as present locally, else pulled from its registry.
 pub(crate) async fn local_image(inner: &Inner, name: &str) -> Result<ImageInfo, RuntimeError> {
     let client = &inner.client;
     if name.is_empty() {
@@ -50,21 +50,30 @@ pub(crate) async fn local_image(inner: &Inner, name: &str) -> Result<ImageInfo, 
                 size: u64::try_from(target.size).unwrap_or(0),
             })
         }
-        Err(s) if s.code() == Code::NotFound => Err(RuntimeError::ImageUnavailable {
-            image: name.to_owned(),
-            reason: "not present locally, and pulling from a registry is not implemented yet \
-                     (import an OCI archive instead)"
-                .to_owned(),
-        }),
+        // Not here: pull it (F4: a local image is used without asking the registry).
+        Err(s) if s.code() == Code::NotFound => {
+            with_lease(inner, "pull", |lease| async move {
+                let info = registry::pull(inner, name, &lease).await?;
+                let resolved = image::resolve(&inner.client, name).await?;
+                image::unpack(&inner.client, &inner.cfg.snapshotter, &resolved, &lease).await?;
+                Ok(info)
+            })
+            .await
+        }
         Err(s) => Err(status_error(s, "image get")),
     }
 }
 
-/// Imports an OCI layout archive and unpacks its images.
-pub(crate) async fn import(inner: &Inner, archive: &Path) -> Result<Vec<ImageInfo>, RuntimeError> {
+/// Runs `work` under a fresh lease, deleted afterwards (the image record and GC labels keep
+/// what it wrote).
+async fn with_lease<T, F, Fut>(inner: &Inner, what: &str, work: F) -> Result<T, RuntimeError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, RuntimeError>>,
+{
     let client = &inner.client;
     let lease = format!(
-        "import-{}-{}",
+        "{what}-{}-{}",
         std::process::id(),
         super::container::now_ms()
     );
@@ -76,16 +85,7 @@ pub(crate) async fn import(inner: &Inner, archive: &Path) -> Result<Vec<ImageInf
         }))
         .await
         .map_err(|s| status_error(s, "lease create"))?;
-    let result = async {
-        let imported = import_mod::import(client, &inner.cfg.snapshotter, archive, &lease).await?;
-        for (info, _) in &imported {
-            let resolved = image::resolve(client, &info.reference).await?;
-            image::unpack(client, &inner.cfg.snapshotter, &resolved, &lease).await?;
-        }
-        Ok(imported.into_iter().map(|(info, _)| info).collect())
-    }
-    .await;
-    // The image record and GC labels keep everything; the lease only covered the writes.
+    let result = work(lease.clone()).await;
     let _ = client
         .leases()
         .delete(client.req(DeleteRequest {
@@ -94,6 +94,20 @@ pub(crate) async fn import(inner: &Inner, archive: &Path) -> Result<Vec<ImageInf
         }))
         .await;
     result
+}
+
+/// Imports an OCI layout archive and unpacks its images.
+pub(crate) async fn import(inner: &Inner, archive: &Path) -> Result<Vec<ImageInfo>, RuntimeError> {
+    with_lease(inner, "import", |lease| async move {
+        let client = &inner.client;
+        let imported = import_mod::import(client, &inner.cfg.snapshotter, archive, &lease).await?;
+        for (info, _) in &imported {
+            let resolved = image::resolve(client, &info.reference).await?;
+            image::unpack(client, &inner.cfg.snapshotter, &resolved, &lease).await?;
+        }
+        Ok(imported.into_iter().map(|(info, _)| info).collect())
+    })
+    .await
 }
 
 fn labels_for(spec: &ContainerSpec) -> HashMap<String, String> {

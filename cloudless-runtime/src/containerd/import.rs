@@ -35,9 +35,11 @@ fn bad(archive: &Path, reason: impl std::fmt::Display) -> RuntimeError {
 }
 
 /// The archive's `index.json` and blobs (by digest).
-struct Layout {
-    index: Vec<u8>,
-    blobs: BTreeMap<String, Vec<u8>>,
+pub(crate) struct Layout {
+    /// The raw `index.json`.
+    pub(crate) index: Vec<u8>,
+    /// Blobs by digest.
+    pub(crate) blobs: BTreeMap<String, Vec<u8>>,
 }
 
 fn read_layout(path: PathBuf) -> Result<Layout, RuntimeError> {
@@ -75,7 +77,7 @@ fn read_layout(path: PathBuf) -> Result<Layout, RuntimeError> {
 }
 
 /// Writes one blob, with GC labels, under `lease`; an existing blob is success.
-async fn write_blob(
+pub(crate) async fn write_blob(
     client: &Client,
     digest: &str,
     data: &[u8],
@@ -130,7 +132,7 @@ fn blob<'a>(layout: &'a Layout, archive: &Path, digest: &str) -> Result<&'a [u8]
 }
 
 /// Writes a manifest's config and layers, then the manifest with GC references to them.
-async fn write_manifest(
+pub(crate) async fn write_manifest(
     client: &Client,
     snapshotter: &str,
     layout: &Layout,
@@ -241,7 +243,11 @@ pub(crate) async fn import(
 }
 
 /// Creates the image record, or points an existing one at the new target.
-async fn create_image(client: &Client, name: &str, target: Descriptor) -> Result<(), RuntimeError> {
+pub(crate) async fn create_image(
+    client: &Client,
+    name: &str,
+    target: Descriptor,
+) -> Result<(), RuntimeError> {
     let image = Image {
         name: name.to_owned(),
         labels: HashMap::new(),

@@ -26,6 +26,7 @@ mod import;
 mod local;
 pub mod logger;
 mod logs;
+mod registry;
 mod task;
 mod volumes;
 
@@ -89,6 +90,9 @@ pub struct ContainerdConfig {
     /// Caps each container's log: the shim runs this logger binary instead of appending to
     /// the file itself (none: uncapped `file://` logs).
     pub log_limit: Option<LogLimit>,
+    /// Registries (`host:port`) pulled from over plain HTTP, e.g. one on the node's own network;
+    /// other registries (HTTPS) are not supported yet.
+    pub plain_http_registries: Vec<String>,
     /// Grace period `remove` gives a running container before SIGKILL, in ms.
     pub remove_grace_ms: u64,
 }
@@ -109,6 +113,7 @@ impl ContainerdConfig {
             apparmor_profile: "cloudless-default".to_owned(),
             remove_grace_ms: 0,
             log_limit: None,
+            plain_http_registries: Vec::new(),
         }
     }
 }

@@ -84,8 +84,18 @@ fn layer() -> Vec<u8> {
     b.into_inner().expect("layer tar")
 }
 
-/// Writes the archive into `dir` and returns its path.
-pub fn build(dir: &Path) -> PathBuf {
+/// The image's blobs.
+pub struct Parts {
+    /// Config JSON.
+    pub config: Vec<u8>,
+    /// Manifest JSON.
+    pub manifest: Vec<u8>,
+    /// Gzipped layer.
+    pub layer: Vec<u8>,
+}
+
+/// Builds the image's blobs.
+pub fn parts() -> Parts {
     let layer = layer();
     let diff_id = sha256(&layer);
     let mut gz = GzEncoder::new(Vec::new(), Compression::default());
@@ -112,6 +122,20 @@ pub fn build(dir: &Path) -> PathBuf {
         }],
     }))
     .expect("manifest");
+    Parts {
+        config,
+        manifest,
+        layer: layer_gz,
+    }
+}
+
+/// Writes the archive into `dir` and returns its path.
+pub fn build(dir: &Path) -> PathBuf {
+    let Parts {
+        config,
+        manifest,
+        layer: layer_gz,
+    } = parts();
     let index = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
