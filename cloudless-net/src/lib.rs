@@ -15,6 +15,10 @@
 //!
 //! Untrusted bytes are only ever decoded through [`codec`] and [`wire`], which return typed
 //! errors and never panic.
+//!
+//! [`quic::QuicTransport`] is the default transport (QUIC, mutual TLS 1.3 against the cluster
+//! CA). [`identity`] holds the cluster CA, node certificates with SPIFFE identities, the TLS
+//! verifiers, join tokens, enrollment, renewal, revocation and authorization helpers.
 
 pub mod codec;
 pub mod fuzzing;
