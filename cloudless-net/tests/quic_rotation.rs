@@ -55,7 +55,7 @@ async fn rotation_under_load_drops_no_request() {
     serve_renewal(&mut router, ca.clone(), Arc::new(SystemClock), LIFETIME);
     let _server = RpcEndpoint::start(coordinator.clone(), router, RpcConfig::default()).unwrap();
 
-    let old = creds_expiring(&ca, Role::Agent, 7, Duration::from_secs(2));
+    let old = creds_expiring(&ca, Role::Agent, 7, Duration::from_secs(3));
     let (_, old_not_after) = validity(old.cert()).unwrap();
     let agent = bind(&old);
     agent.connect(&addr).await.unwrap();
@@ -145,7 +145,7 @@ async fn the_renewal_driver_renews_rotates_and_saves_on_its_own() {
     serve_renewal(&mut router, ca.clone(), Arc::new(SystemClock), LIFETIME);
     let _server = RpcEndpoint::start(coordinator.clone(), router, RpcConfig::default()).unwrap();
 
-    // Issued now, valid for two seconds: the driver renews 1.0–1.6 s from now.
+    // Issued now, valid for three seconds: the driver renews 1.5–2.4 s from now.
     let key = NodeKey::generate().unwrap();
     let me = PeerIdentity {
         cluster: "lab".into(),
@@ -157,7 +157,7 @@ async fn the_renewal_driver_renews_rotates_and_saves_on_its_own() {
             &key.csr().unwrap(),
             &me,
             SystemTime::now(),
-            Duration::from_secs(2),
+            Duration::from_secs(3),
         )
         .unwrap();
     let old = NodeCredentials::new(&key, cert, ca.cert().clone()).unwrap();
