@@ -49,13 +49,13 @@ async fn containers_get_distinct_addresses_reachable_from_the_host() {
     let base = common::runtime(ctd, NetworkMode::Isolated).await;
     let mut cfg = base.config().clone();
     cfg.bridge = Some(BridgeNetwork::new(
-        &common::ctd::bridge_name(),
-        &common::ctd::bridge_subnet(),
+        &common::ctd::bridge_name(0),
+        &common::ctd::bridge_subnet(0),
     ));
     let rt = ContainerdRuntime::connect(cfg.clone())
         .await
         .expect("connect");
-    let prefix = common::ctd::bridge_subnet()
+    let prefix = common::ctd::bridge_subnet(0)
         .trim_end_matches("0/24")
         .to_owned();
 
@@ -81,8 +81,8 @@ async fn containers_get_distinct_addresses_reachable_from_the_host() {
     let leases = cfg
         .data_dir
         .join("cni")
-        .join(common::ctd::bridge_name())
-        .join(format!("cloudless-{}", cfg.namespace));
+        .join(common::ctd::bridge_name(0))
+        .join(format!("cloudless-{}", common::ctd::bridge_name(0)));
     assert!(leases.join(&addrs[0]).exists(), "lease of {}", addrs[0]);
     rt.remove(&cloudless_core::runtime::ContainerId("web-a".into()))
         .await
@@ -91,4 +91,54 @@ async fn containers_get_distinct_addresses_reachable_from_the_host() {
     rt.remove(&cloudless_core::runtime::ContainerId("web-b".into()))
         .await
         .expect("remove");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agents_on_one_host_use_disjoint_subnets() {
+    let Some(ctd) = common::ctd::shared() else {
+        return;
+    };
+    if !std::path::Path::new("/usr/lib/cni/bridge").exists() {
+        let msg =
+            "network tests need the CNI plugins (apt-get install containernetworking-plugins)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        eprintln!("SKIPPED outside CI: {msg}");
+        return;
+    }
+    let mut served = Vec::new();
+    for n in [1u8, 2] {
+        let rt = common::runtime_with(ctd, NetworkMode::Isolated, |cfg| {
+            cfg.bridge = Some(BridgeNetwork::new(
+                &common::ctd::bridge_name(n),
+                &common::ctd::bridge_subnet(n),
+            ));
+        })
+        .await;
+        let id = format!("agent{n}-web");
+        let spec = common::sh(&id, SERVER);
+        rt.create(&spec).await.expect("create");
+        rt.start(&spec.id).await.expect("start");
+        let addr = rt
+            .status(&spec.id)
+            .await
+            .expect("status")
+            .address
+            .expect("address");
+        let prefix = common::ctd::bridge_subnet(n)
+            .trim_end_matches("0/24")
+            .to_owned();
+        assert!(
+            addr.starts_with(&prefix),
+            "agent {n}: {addr} is in {prefix}0/24"
+        );
+        let ip: std::net::IpAddr = addr.parse().expect("an IP");
+        let body = tokio::task::spawn_blocking(move || http_get(SocketAddr::new(ip, 8080)))
+            .await
+            .expect("http");
+        assert!(body.contains(&format!("hello from {id}")), "{body}");
+        served.push((rt, spec.id));
+    }
+    for (rt, id) in served {
+        rt.remove(&id).await.expect("remove");
+    }
 }

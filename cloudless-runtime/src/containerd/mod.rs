@@ -153,7 +153,9 @@ impl Inner {
             return Ok(None);
         };
         let config = net.config(
-            &format!("cloudless-{}", self.cfg.namespace),
+            // Named after the bridge: runtimes sharing a bridge by mistake share its leases
+            // instead of handing out the same address twice.
+            &format!("cloudless-{}", net.bridge),
             &self.cfg.data_dir.join("cni").join(&net.bridge),
         );
         let cni_id = format!("{}-{id}", self.cfg.namespace);

@@ -29,7 +29,7 @@ cleanup() {
   for c in /sys/fs/cgroup/*/"$CLD_CGROUP" /sys/fs/cgroup/"$CLD_CGROUP"; do
     [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
   done
-  ip link del "$CLD_BRIDGE" 2>/dev/null
+  for b in $CLD_BRIDGES; do ip link del "$b" 2>/dev/null; done
   # runc's per-namespace state dirs (namespaces are named t<test pid>-<n>); only empty ones go.
   rmdir /run/containerd/runc/t"$PPID"-* 2>/dev/null
   rm -rf "$CLD_DIR"
@@ -110,7 +110,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.d
             .env("CLD_DIR", &dir)
             .env("CLD_SOCK", &socket)
             .env("CLD_CGROUP", &cgroup_parent)
-            .env("CLD_BRIDGE", bridge_name())
+            .env(
+                "CLD_BRIDGES",
+                format!("{} {} {}", bridge_name(0), bridge_name(1), bridge_name(2)),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -195,14 +198,19 @@ impl Drop for Containerd {
     }
 }
 
-/// The bridge this test process's network tests use (deleted by the supervisor's clean-up).
-pub fn bridge_name() -> String {
-    format!("cldt{}", std::process::id() % 100_000)
+/// Bridge `n` (0, 1 or 2: one per simulated agent) of this test process's network tests (deleted by the
+/// supervisor's clean-up).
+pub fn bridge_name(n: u8) -> String {
+    format!("cld{n}t{}", std::process::id() % 100_000)
 }
 
-/// A /24 for this test process's bridge, in 10.213.0.0/16.
-pub fn bridge_subnet() -> String {
-    format!("10.213.{}.0/24", std::process::id() % 250 + 1)
+/// A /24 for bridge `n`, in 10.(213 + n).0.0/16.
+pub fn bridge_subnet(n: u8) -> String {
+    format!(
+        "10.{}.{}.0/24",
+        213 + u32::from(n),
+        std::process::id() % 250 + 1
+    )
 }
 
 /// One containerd per test process, shared by its tests (each test uses its own namespace).
