@@ -14,6 +14,7 @@ use cloudless_net::RpcClient;
 use openraft::BasicNode;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, Fatal, RaftError};
 
+use crate::batcher::Batcher;
 use crate::config::RaftConsensusConfig;
 use crate::db::OpenError;
 use crate::history::Hub;
@@ -49,6 +50,7 @@ pub enum StartError {
 pub struct RaftConsensus {
     id: NodeId,
     raft: Raft,
+    batcher: Batcher,
     hub: Arc<Hub>,
     config: RaftConsensusConfig,
 }
@@ -88,6 +90,7 @@ impl RaftConsensus {
         }
         Ok(Self {
             id: config.id,
+            batcher: Batcher::start(raft.clone(), write_error),
             raft,
             hub: store.hub,
             config,
@@ -154,6 +157,35 @@ impl RaftConsensus {
             .collect()
     }
 
+    /// Confirms leadership with a quorum and waits until this member applied everything
+    /// committed before the read started (read-index).
+    ///
+    /// openraft's read index is `max(committed, leader's first entry)`; right after an
+    /// election, before the leader's first entry is known, it can be a stale committed index
+    /// (loaded from disk), which would miss entries the previous leader committed (Raft §8).
+    /// So the read index must be from the current term; otherwise we wait for the leader's
+    /// first entry to apply and ask again.
+    async fn read_index(&self) -> Result<(), ConsensusError> {
+        loop {
+            let read = self.raft.ensure_linearizable().await.map_err(read_error)?;
+            let term = self.raft.metrics().borrow().current_term;
+            if read.is_some_and(|id| id.leader_id.term >= term) {
+                return Ok(());
+            }
+            self.raft
+                .wait(None)
+                .metrics(
+                    |m| {
+                        m.current_term != term
+                            || m.last_applied.is_some_and(|id| id.leader_id.term >= term)
+                    },
+                    "the leader's first entry is applied",
+                )
+                .await
+                .map_err(|e| ConsensusError::Unavailable(e.to_string()))?;
+        }
+    }
+
     /// `NotLeader` unless this member leads: membership changes are decided by the leader,
     /// and a follower may otherwise report an in-progress change instead of the redirect.
     fn leading(&self) -> Result<(), ConsensusError> {
@@ -212,16 +244,13 @@ fn read_error(e: RaftError<u64, CheckIsLeaderError<u64, BasicNode>>) -> Consensu
 #[async_trait]
 impl Consensus for RaftConsensus {
     async fn propose(&self, command: CommandEnvelope) -> Result<Applied, ConsensusError> {
-        let written = self
-            .within("proposal", self.raft.client_write(command))
-            .await?;
-        Ok(written.map_err(write_error)?.data?)
+        Ok(self
+            .within("proposal", self.batcher.submit(command))
+            .await???)
     }
 
     async fn state(&self) -> Result<Arc<ClusterState>, ConsensusError> {
-        self.within("read index", self.raft.ensure_linearizable())
-            .await?
-            .map_err(read_error)?;
+        self.within("read index", self.read_index()).await??;
         Ok(Arc::clone(&self.hub.lock().state))
     }
 

@@ -18,6 +18,7 @@
 // our helpers return them unboxed so they pass straight through.
 #![allow(clippy::result_large_err)]
 
+mod batcher;
 mod config;
 mod consensus;
 mod db;
@@ -43,8 +44,8 @@ pub use server::RaftService;
 pub use state_machine::{RedbStateMachine, SNAPSHOT_FORMAT_VERSION};
 pub use store::{DEFAULT_RETAINED_CHANGES, OpenedStore, open_store};
 pub use types::{
-    ApplyResult, CodecError, Entry, LogId, Raft, StorageError, StoredMembership, TypeConfig,
-    decode, encode,
+    ApplyResult, BatchResult, CodecError, CommandBatch, Entry, LogId, Raft, StorageError,
+    StoredMembership, TypeConfig, decode, encode,
 };
 
 /// Generated protobuf types of the raft RPC (`proto/cloudless/v1/raft.proto`).

@@ -9,7 +9,7 @@ use std::io::Cursor;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cloudless_core::state::{Applied, ClusterState, CommandResult, STATE_FORMAT_VERSION, apply};
+use cloudless_core::state::{ClusterState, STATE_FORMAT_VERSION, apply};
 use openraft::storage::RaftStateMachine;
 use openraft::{
     AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::{KEY_SNAPSHOT, SNAPSHOT};
 use crate::history::Hub;
 use crate::types::{
-    ApplyResult, Entry, LogId, StorageError, StoredMembership, TypeConfig, decode, encode,
+    BatchResult, Entry, LogId, StorageError, StoredMembership, TypeConfig, decode, encode,
 };
 
 /// The snapshot payload format this build writes and understands.
@@ -128,16 +128,6 @@ impl RedbStateMachine {
     }
 }
 
-/// What a raft-internal entry (blank or membership) answers: nothing applied.
-fn internal(revision: cloudless_core::ids::Revision) -> ApplyResult {
-    Ok(Applied {
-        revision,
-        result: CommandResult::Done,
-        changes: Vec::new(),
-        deduplicated: false,
-    })
-}
-
 impl RaftSnapshotBuilder<TypeConfig> for RedbStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let (state, last_log_id, last_membership) = {
@@ -179,7 +169,7 @@ impl RaftStateMachine<TypeConfig> for RedbStateMachine {
         Ok((a.last_applied, a.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ApplyResult>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<BatchResult>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -189,20 +179,25 @@ impl RaftStateMachine<TypeConfig> for RedbStateMachine {
             let mut a = self.hub.lock();
             for entry in entries {
                 a.last_applied = Some(entry.log_id);
+                // Raft-internal entries (blank, membership) carry no command: no results.
                 let reply = match entry.payload {
-                    EntryPayload::Blank => internal(a.state.revision),
+                    EntryPayload::Blank => Vec::new(),
                     EntryPayload::Membership(m) => {
                         a.membership = StoredMembership::new(Some(entry.log_id), m);
-                        internal(a.state.revision)
+                        Vec::new()
                     }
-                    EntryPayload::Normal(command) => {
-                        let result = apply(Arc::make_mut(&mut a.state), &command);
-                        if let Ok(applied) = &result
-                            && !applied.deduplicated
-                        {
-                            a.record(&applied.changes);
+                    EntryPayload::Normal(batch) => {
+                        let mut results = Vec::with_capacity(batch.len());
+                        for command in &batch {
+                            let result = apply(Arc::make_mut(&mut a.state), command);
+                            if let Ok(applied) = &result
+                                && !applied.deduplicated
+                            {
+                                a.record(&applied.changes);
+                            }
+                            results.push(result);
                         }
-                        result
+                        results
                     }
                 };
                 replies.push(reply);

@@ -9,13 +9,20 @@ use serde::de::DeserializeOwned;
 /// What a committed command produced: `apply`'s result, carried back to the proposer.
 pub type ApplyResult = Result<Applied, ApplyError>;
 
+/// Commands committed together in one log entry: the leader batches concurrent proposals, so
+/// one append and one fsync carry many. Applied in order, each with its own revision.
+pub type CommandBatch = Vec<CommandEnvelope>;
+
+/// The results of a [`CommandBatch`], in order.
+pub type BatchResult = Vec<ApplyResult>;
+
 openraft::declare_raft_types!(
-    /// The raft types of the cloudless metadata store: log entries carry a
-    /// [`CommandEnvelope`], responses an [`ApplyResult`], node ids are `NodeId.0`, and a node's
-    /// address is an RPC transport address.
+    /// The raft types of the cloudless metadata store: log entries carry a [`CommandBatch`],
+    /// responses a [`BatchResult`], node ids are `NodeId.0`, and a node's address is an RPC
+    /// transport address.
     pub TypeConfig:
-        D = CommandEnvelope,
-        R = ApplyResult,
+        D = CommandBatch,
+        R = BatchResult,
         NodeId = u64,
         Node = openraft::BasicNode,
         SnapshotData = Cursor<Vec<u8>>,

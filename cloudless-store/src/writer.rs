@@ -52,7 +52,7 @@ pub(crate) enum Op {
     },
     /// Save the vote.
     Vote { vote: Vec<u8>, done: Done },
-    /// Save the committed log id (not awaited).
+    /// Write the committed log id held in the overlay (not awaited).
     Committed,
 }
 
@@ -102,7 +102,8 @@ impl Writer {
         }
     }
 
-    /// Queues the committed log id (written with the next batch).
+    /// Records the committed log id and queues a write of it (batched with whatever else is
+    /// queued; not awaited).
     pub(crate) fn committed(&self, bytes: Vec<u8>) {
         self.overlay().committed = Some(bytes);
         // If the writer is gone the value only stays in memory: it is optional on disk.

@@ -108,6 +108,11 @@ async fn a_cluster_restarted_from_its_files_recovers_its_state() {
     }
     let leader = c.wait_leader(&[]).await;
     let after = c.member(leader).state().await.unwrap();
+    let missing: Vec<String> = (0..10)
+        .map(|i| format!("r{i}"))
+        .filter(|e| !has_event(&after, e))
+        .collect();
+    assert!(missing.is_empty(), "lost after restart: {missing:?}");
     assert_eq!(*after, *before);
     c.member(leader).propose(event("more")).await.unwrap();
     c.shutdown().await;
@@ -221,4 +226,31 @@ async fn followers_redirect_to_the_leader() {
     let status = c.member(follower).status().await.unwrap();
     assert_eq!(status.leader, Some(NodeId(leader)));
     assert_eq!(status.voters.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_proposals_are_batched_with_dense_distinct_revisions() {
+    let c = Cluster::start(3, 17).await;
+    let leader = c.member(c.wait_leader(&[]).await).clone();
+    let start = leader.state().await.unwrap().revision;
+    let proposals = (0..64).map(|i| {
+        let leader = leader.clone();
+        async move {
+            leader
+                .propose(event(&format!("b{i}")))
+                .await
+                .unwrap()
+                .revision
+        }
+    });
+    let mut revisions = futures::future::join_all(proposals).await;
+    revisions.sort();
+    let expected: Vec<Revision> = (1..=64).map(|i| Revision(start.0 + i)).collect();
+    assert_eq!(revisions, expected);
+    // Fewer log entries than commands: concurrent proposals shared entries.
+    let last_index = leader.raft().metrics().borrow().last_applied.unwrap().index;
+    assert!(
+        last_index < 64,
+        "no batching: {last_index} entries for 64 commands"
+    );
 }
