@@ -55,9 +55,6 @@ async fn containers_get_distinct_addresses_reachable_from_the_host() {
     let rt = ContainerdRuntime::connect(cfg.clone())
         .await
         .expect("connect");
-    let prefix = common::ctd::bridge_subnet(0)
-        .trim_end_matches("0/24")
-        .to_owned();
 
     let mut addrs = Vec::new();
     for id in ["web-a", "web-b"] {
@@ -67,7 +64,11 @@ async fn containers_get_distinct_addresses_reachable_from_the_host() {
         let st = rt.status(&spec.id).await.expect("status");
         assert_eq!(st.state, ContainerState::Running);
         let addr = st.address.expect("a bridge address");
-        assert!(addr.starts_with(&prefix), "{addr} is in {prefix}0/24");
+        let subnet = common::ctd::bridge_subnet(0);
+        assert!(
+            common::ctd::in_subnet(&addr, &subnet),
+            "{addr} is in {subnet}"
+        );
         let ip: std::net::IpAddr = addr.parse().expect("an IP");
         let body = tokio::task::spawn_blocking(move || http_get(SocketAddr::new(ip, 8080)))
             .await
@@ -124,18 +125,21 @@ async fn two_agents_on_one_host_use_disjoint_subnets() {
             .expect("status")
             .address
             .expect("address");
-        let prefix = common::ctd::bridge_subnet(n)
-            .trim_end_matches("0/24")
-            .to_owned();
+        let subnet = common::ctd::bridge_subnet(n);
         assert!(
-            addr.starts_with(&prefix),
-            "agent {n}: {addr} is in {prefix}0/24"
+            common::ctd::in_subnet(&addr, &subnet),
+            "agent {n}: {addr} is in {subnet}"
         );
         let ip: std::net::IpAddr = addr.parse().expect("an IP");
         let body = tokio::task::spawn_blocking(move || http_get(SocketAddr::new(ip, 8080)))
             .await
             .expect("http");
         assert!(body.contains(&format!("hello from {id}")), "{body}");
+        let other = common::ctd::bridge_subnet(3 - n);
+        assert!(
+            !common::ctd::in_subnet(&addr, &other),
+            "agent {n}: {addr} is outside the other agent's {other}"
+        );
         served.push((rt, spec.id));
     }
     for (rt, id) in served {

@@ -204,13 +204,26 @@ pub fn bridge_name(n: u8) -> String {
     format!("cld{n}t{}", std::process::id() % 100_000)
 }
 
-/// A /24 for bridge `n`, in 10.(213 + n).0.0/16.
+/// A /28 for bridge `n` in 10.(213 + n).0.0/16, picked by the test process id so concurrent test
+/// processes rarely meet (4096 choices).
 pub fn bridge_subnet(n: u8) -> String {
-    format!(
-        "10.{}.{}.0/24",
-        213 + u32::from(n),
-        std::process::id() % 250 + 1
-    )
+    let k = std::process::id() % 4096;
+    format!("10.{}.{}.{}/28", 213 + u32::from(n), k / 16, (k % 16) * 16)
+}
+
+/// Whether IPv4 `addr` lies in `subnet` (`a.b.c.d/len`).
+pub fn in_subnet(addr: &str, subnet: &str) -> bool {
+    let parse = |s: &str| s.parse::<std::net::Ipv4Addr>().ok().map(u32::from);
+    let Some((net, len)) = subnet.split_once('/') else {
+        return false;
+    };
+    match (parse(addr), parse(net), len.parse::<u32>()) {
+        (Some(a), Some(n), Ok(len)) if len <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+            a & mask == n & mask
+        }
+        _ => false,
+    }
 }
 
 /// One containerd per test process, shared by its tests (each test uses its own namespace).
