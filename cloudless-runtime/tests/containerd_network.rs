@@ -15,6 +15,17 @@ use cloudless_runtime::oci::NetworkMode;
 const SERVER: &str = "mkdir -p /tmp/www && echo \"hello from $(hostname)\" >/tmp/www/index.html \
                       && exec httpd -f -p 8080 -h /tmp/www";
 
+/// Whether the CNI plugins are installed; their absence fails the test under `CI=true`.
+fn cni_plugins_present() -> bool {
+    if std::path::Path::new("/usr/lib/cni/bridge").exists() {
+        return true;
+    }
+    let msg = "network tests need the CNI plugins (apt-get install containernetworking-plugins)";
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    eprintln!("SKIPPED outside CI: {msg}");
+    false
+}
+
 /// GET / from `addr`, retrying connection refusals until the server listens (30 s deadline).
 fn http_get(addr: SocketAddr) -> String {
     let deadline = Instant::now() + common::PATIENCE;
@@ -39,11 +50,7 @@ async fn containers_get_distinct_addresses_reachable_from_the_host() {
     let Some(ctd) = common::ctd::shared() else {
         return;
     };
-    if !std::path::Path::new("/usr/lib/cni/bridge").exists() {
-        let msg =
-            "network tests need the CNI plugins (apt-get install containernetworking-plugins)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        eprintln!("SKIPPED outside CI: {msg}");
+    if !cni_plugins_present() {
         return;
     }
     let base = common::runtime(ctd, NetworkMode::Isolated).await;
@@ -99,11 +106,7 @@ async fn two_agents_on_one_host_use_disjoint_subnets() {
     let Some(ctd) = common::ctd::shared() else {
         return;
     };
-    if !std::path::Path::new("/usr/lib/cni/bridge").exists() {
-        let msg =
-            "network tests need the CNI plugins (apt-get install containernetworking-plugins)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        eprintln!("SKIPPED outside CI: {msg}");
+    if !cni_plugins_present() {
         return;
     }
     let mut served = Vec::new();
