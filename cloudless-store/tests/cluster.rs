@@ -254,3 +254,64 @@ async fn concurrent_proposals_are_batched_with_dense_distinct_revisions() {
         "no batching: {last_index} entries for 64 commands"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_members_survive_two_crashes_and_a_minority_of_two_cannot_commit() {
+    let tweak: common::Tweak = Arc::new(|c| c.with_propose_timeout(Duration::from_millis(1500)));
+    let mut c = Cluster::start_with(5, 18, tweak).await;
+    let leader = c.wait_leader(&[]).await;
+    let acked = c
+        .member(leader)
+        .propose(event("five"))
+        .await
+        .unwrap()
+        .revision;
+    // Crash the leader and one follower: three of five remain, a quorum.
+    let follower = (1..=5).find(|&n| n != leader).unwrap();
+    c.crash(leader).await;
+    c.crash(follower).await;
+    let next = c.wait_leader(&[]).await;
+    let state = c.member(next).state().await.unwrap();
+    assert!(state.revision >= acked && has_event(&state, "five"));
+    let rev = c
+        .member(next)
+        .propose(event("three-of-five"))
+        .await
+        .unwrap()
+        .revision;
+
+    // Bring both back, then cut the current leader and one other off: that side is a minority.
+    c.start_member(leader).await;
+    c.start_member(follower).await;
+    let now = c.wait_leader(&[]).await;
+    for id in 1..=5 {
+        c.wait_applied(id, rev).await;
+    }
+    let buddy = (1..=5).find(|&n| n != now).unwrap();
+    let majority: Vec<NodeId> = (1..=5)
+        .filter(|&n| n != now && n != buddy)
+        .map(NodeId)
+        .collect();
+    c.net.partition(&[NodeId(now), NodeId(buddy)], &majority);
+    match c.member(now).propose(event("minority-of-two")).await {
+        Err(ConsensusError::Unavailable(_) | ConsensusError::NotLeader { .. }) => {}
+        other => panic!("a minority of two committed: {other:?}"),
+    }
+    // The majority side elects its own leader before the heal, so the minority's entry can
+    // never be committed later.
+    let majority_leader = c.wait_leader(&[now, buddy]).await;
+    assert!(majority_leader != now && majority_leader != buddy);
+    c.net.heal();
+    let leader = c.wait_leader(&[]).await;
+    let done = c
+        .member(leader)
+        .propose(event("healed"))
+        .await
+        .unwrap()
+        .revision;
+    for id in 1..=5 {
+        c.wait_applied(id, done).await;
+        assert!(!has_event(&c.member(id).local_state(), "minority-of-two"));
+    }
+    c.shutdown().await;
+}
