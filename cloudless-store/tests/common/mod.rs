@@ -22,12 +22,14 @@ use tokio::time::Instant;
 
 pub const CLUSTER: &str = "test";
 
-/// Fast timings for tests on a busy 2-core machine.
+/// Timings for tests on a busy 2-core machine: heartbeats frequent enough for quick commits,
+/// an election timeout long enough (≥ 8 heartbeats) that CPU starvation under a loaded CI run
+/// does not depose a healthy leader in the middle of a test.
 pub fn test_timeouts() -> Timeouts {
     Timeouts {
-        heartbeat: Duration::from_millis(50),
-        election_min: Duration::from_millis(300),
-        election_max: Duration::from_millis(600),
+        heartbeat: Duration::from_millis(100),
+        election_min: Duration::from_millis(800),
+        election_max: Duration::from_millis(1600),
         snapshot_chunk: Duration::from_secs(2),
     }
 }
