@@ -315,3 +315,52 @@ async fn five_members_survive_two_crashes_and_a_minority_of_two_cannot_commit() 
     }
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_watch_resumes_from_a_revision_and_survives_its_restart() {
+    use futures::StreamExt;
+    let mut c = Cluster::start(3, 19).await;
+    let leader = c.wait_leader(&[]).await;
+    let follower = (1..=3).find(|&n| n != leader).unwrap();
+    let mut revisions = Vec::new();
+    for i in 0..5 {
+        let applied = c
+            .member(leader)
+            .propose(event(&format!("v{i}")))
+            .await
+            .unwrap();
+        revisions.push(applied.revision);
+    }
+    c.wait_applied(follower, revisions[4]).await;
+    let from = revisions[2];
+    let mut stream = c
+        .member(follower)
+        .watch(WatchFilter::all(), from)
+        .await
+        .unwrap();
+    for want in &revisions[2..] {
+        let change = stream.next().await.unwrap().unwrap();
+        assert_eq!(change.revision, *want);
+    }
+    // Restarted from its files, the follower replays its log: the same watch resumes.
+    drop(stream);
+    c.crash(follower).await;
+    c.start_member(follower).await;
+    let live = c
+        .member(leader)
+        .propose(event("live"))
+        .await
+        .unwrap()
+        .revision;
+    c.wait_applied(follower, live).await;
+    let mut again = c
+        .member(follower)
+        .watch(WatchFilter::all(), from)
+        .await
+        .unwrap();
+    for want in revisions[2..].iter().chain([&live]) {
+        let change = again.next().await.unwrap().unwrap();
+        assert_eq!(change.revision, *want);
+    }
+    c.shutdown().await;
+}
