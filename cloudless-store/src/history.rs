@@ -1,5 +1,6 @@
-//! The applied state shared between the raft state machine and [`RaftConsensus`]
-//! (crate::RaftConsensus), and watch streams over a bounded history of applied changes.
+//! The applied state shared between the raft state machine and
+//! [`RaftConsensus`](crate::RaftConsensus), and watch streams over a bounded history of
+//! applied changes.
 //!
 //! The state machine (owned by openraft) writes under the lock; consensus handles read. A
 //! watch stream keeps only a cursor and re-reads the history whenever the applied revision
