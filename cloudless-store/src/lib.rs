@@ -26,6 +26,7 @@ mod history;
 mod log_store;
 mod network;
 mod profile;
+mod recover;
 mod server;
 mod state_machine;
 mod store;
@@ -40,6 +41,7 @@ pub use network::{
     APPEND_ENTRIES, FORMAT_CBOR, INSTALL_SNAPSHOT, PeerClient, RpcNetworkFactory, VOTE,
 };
 pub use profile::{Compaction, MAX_SNAPSHOT_CHUNK_BYTES, Timeouts};
+pub use recover::{RecoverError, recover_as_single_member};
 pub use server::RaftService;
 pub use state_machine::{RedbStateMachine, SNAPSHOT_FORMAT_VERSION};
 pub use store::{DEFAULT_RETAINED_CHANGES, OpenedStore, open_store};

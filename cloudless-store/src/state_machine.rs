@@ -28,7 +28,7 @@ use crate::types::{
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 
 /// The bytes of a snapshot: the format version and the whole cluster state.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SnapshotBody {
     pub(crate) format: u32,
     pub(crate) state: ClusterState,
@@ -119,6 +119,11 @@ impl std::fmt::Debug for RedbStateMachine {
 }
 
 impl RedbStateMachine {
+    /// The data file (recovery rewrites it offline).
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
     pub(crate) fn new(db: Arc<Database>, hub: Arc<Hub>) -> Self {
         Self {
             db,
