@@ -19,6 +19,7 @@
 //! Decision logic never reads the clock: time is a parameter (DESIGN §4, §8).
 
 pub mod clock;
+pub mod change_hub;
 pub mod consensus;
 pub mod event;
 pub mod ids;

@@ -48,7 +48,7 @@ pub async fn recover_as_single_member(
     let mut store = open_store(dir, 1)?;
     let (mut state, mut last) = {
         let a = store.hub.lock();
-        ((*a.state).clone(), a.last_applied)
+        ((*a.state).clone(), a.extra.last_applied)
     };
     let committed = store.log.read_committed().await.map_err(storage)?;
     if let Some(committed) = committed {

@@ -19,7 +19,7 @@ use redb::{Database, ReadableDatabase};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{KEY_SNAPSHOT, SNAPSHOT};
-use crate::history::Hub;
+use crate::history::{Hub, RaftApplied};
 use crate::types::{
     BatchResult, Entry, LogId, StorageError, StoredMembership, TypeConfig, decode, encode,
 };
@@ -137,7 +137,11 @@ impl RaftSnapshotBuilder<TypeConfig> for RedbStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let (state, last_log_id, last_membership) = {
             let a = self.hub.lock();
-            (Arc::clone(&a.state), a.last_applied, a.membership.clone())
+            (
+                Arc::clone(&a.state),
+                a.extra.last_applied,
+                a.extra.membership.clone(),
+            )
         };
         // Encoding happens outside the lock: the Arc is a frozen copy of the state.
         let body = SnapshotBodyRef {
@@ -171,7 +175,7 @@ impl RaftStateMachine<TypeConfig> for RedbStateMachine {
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
         let a = self.hub.lock();
-        Ok((a.last_applied, a.membership.clone()))
+        Ok((a.extra.last_applied, a.extra.membership.clone()))
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<BatchResult>, StorageError>
@@ -183,12 +187,12 @@ impl RaftStateMachine<TypeConfig> for RedbStateMachine {
         let revision = {
             let mut a = self.hub.lock();
             for entry in entries {
-                a.last_applied = Some(entry.log_id);
+                a.extra.last_applied = Some(entry.log_id);
                 // Raft-internal entries (blank, membership) carry no command: no results.
                 let reply = match entry.payload {
                     EntryPayload::Blank => Vec::new(),
                     EntryPayload::Membership(m) => {
-                        a.membership = StoredMembership::new(Some(entry.log_id), m);
+                        a.extra.membership = StoredMembership::new(Some(entry.log_id), m);
                         Vec::new()
                     }
                     EntryPayload::Normal(batch) => {
@@ -240,9 +244,14 @@ impl RaftStateMachine<TypeConfig> for RedbStateMachine {
         // Persist first: if this fails the in-memory state stays as it was.
         save_snapshot(&self.db, &stored)?;
         let revision = state.revision;
-        self.hub
-            .lock()
-            .replace(state, meta.last_log_id, meta.last_membership.clone());
+        {
+            let mut a = self.hub.lock();
+            a.replace(state);
+            a.extra = RaftApplied {
+                last_applied: meta.last_log_id,
+                membership: meta.last_membership.clone(),
+            };
+        }
         self.hub.notify(revision);
         Ok(())
     }

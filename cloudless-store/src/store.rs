@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cloudless_core::state::ClusterState;
 
 use crate::db::{self, DATA_FILE, OpenError};
-use crate::history::Hub;
+use crate::history::{Hub, new_hub};
 use crate::log_store::RedbLogStore;
 use crate::writer::Writer;
 use redb::ReadableDatabase;
@@ -64,7 +64,7 @@ pub(crate) fn restored_state(
 pub fn open_store(dir: &Path, retained_changes: usize) -> Result<OpenedStore, OpenError> {
     let db = db::open(dir)?;
     let (state, last_applied, membership) = restored_state(&dir.join(DATA_FILE), &*db)?;
-    let hub = Hub::new(state, last_applied, membership, retained_changes);
+    let hub = new_hub(state, last_applied, membership, retained_changes);
     let writer = Writer::start(&db).map_err(|source| OpenError::Io {
         path: dir.to_path_buf(),
         source,

@@ -1,15 +1,15 @@
 //! [`MemConsensus`]: the single-member in-memory [`Consensus`](crate::consensus::Consensus).
 
-use std::collections::{BTreeSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::StreamExt;
-use tokio::sync::watch;
 
+use crate::change_hub::ChangeHub;
 use crate::consensus::{ChangeStream, Consensus, ConsensusError, ConsensusStatus, WatchFilter};
 use crate::ids::{NodeId, Revision};
-use crate::state::{Applied, Change, ClusterState, CommandEnvelope, apply};
+use crate::state::{Applied, ClusterState, CommandEnvelope, apply};
+
 /// Settings of a [`MemConsensus`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemConsensusConfig {
@@ -62,38 +62,23 @@ impl MemConsensusConfig {
 /// A single-member, in-memory [`Consensus`] for tests and simulations.
 ///
 /// It is its own leader at term 1 with itself as the only voter; membership changes are
-/// refused. Commands are applied with [`crate::state::apply`] under a lock, so they have one
-/// total order; the state is shared copy-on-write (`Arc::make_mut`), so `state()` is cheap
-/// and a snapshot never changes under its reader. Cloning the handle shares the member.
+/// refused. Commands are applied with [`crate::state::apply`] under the hub's lock, so they
+/// have one total order; the state is shared copy-on-write (`Arc::make_mut`), so `state()` is
+/// cheap and a snapshot never changes under its reader. Watches come from the shared
+/// [`ChangeHub`]. Cloning the handle shares the member.
 #[derive(Clone)]
 pub struct MemConsensus {
-    inner: Arc<Inner>,
+    id: NodeId,
+    hub: Arc<ChangeHub<()>>,
 }
 
 impl std::fmt::Debug for MemConsensus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemConsensus")
-            .field("id", &self.inner.id)
-            .field("applied", &*self.inner.applied.borrow())
+            .field("id", &self.id)
+            .field("applied", &self.hub.notified())
             .finish_non_exhaustive()
     }
-}
-
-struct Inner {
-    id: NodeId,
-    shared: Mutex<Shared>,
-    /// The last applied revision; every watch stream waits on it.
-    applied: watch::Sender<Revision>,
-}
-
-struct Shared {
-    state: Arc<ClusterState>,
-    /// Applied changes in revision order.
-    history: VecDeque<Change>,
-    retained: usize,
-    /// Every change with a revision ≥ this is still in `history`.
-    first_available: Revision,
-    shut_down: bool,
 }
 
 impl Default for MemConsensus {
@@ -124,115 +109,15 @@ impl MemConsensus {
     }
 
     fn from_parts(config: MemConsensusConfig, state: ClusterState) -> Self {
-        let revision = state.revision;
-        let (applied, _) = watch::channel(revision);
         Self {
-            inner: Arc::new(Inner {
-                id: config.id,
-                shared: Mutex::new(Shared {
-                    state: Arc::new(state),
-                    history: VecDeque::new(),
-                    retained: config.retained_changes.max(1),
-                    first_available: Revision(revision.0.saturating_add(1)),
-                    shut_down: false,
-                }),
-                applied,
-            }),
+            id: config.id,
+            hub: ChangeHub::new(state, (), config.retained_changes),
         }
     }
 
     /// Stops serving: later calls fail with `Shutdown` and open watch streams end with it.
     pub fn shutdown(&self) {
-        self.inner.lock().shut_down = true;
-        // Wake every stream so it notices.
-        self.inner.applied.send_modify(|_| {});
-    }
-}
-
-impl Inner {
-    /// The shared part. `apply` never panics, so a poisoned lock still holds a consistent state.
-    fn lock(&self) -> MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Shared {
-    fn record(&mut self, changes: &[Change]) {
-        self.history.extend(changes.iter().cloned());
-        let newest = self.state.revision;
-        while self.history.len() > self.retained {
-            let Some(oldest) = self.history.front().map(|c| c.revision) else {
-                break;
-            };
-            if oldest >= newest {
-                break;
-            }
-            while self.history.front().is_some_and(|c| c.revision == oldest) {
-                self.history.pop_front();
-            }
-            self.first_available = Revision(oldest.0.saturating_add(1));
-        }
-    }
-}
-
-/// Where one watch stream is.
-struct Cursor {
-    inner: Arc<Inner>,
-    filter: WatchFilter,
-    next: Revision,
-    rx: watch::Receiver<Revision>,
-    buffer: VecDeque<Change>,
-    done: bool,
-}
-
-impl Cursor {
-    /// Moves every retained change from `next` on that passes the filter into the buffer and
-    /// advances `next` past the applied revision; or says why the stream must end.
-    fn read_history(&mut self) -> Option<ConsensusError> {
-        let shared = self.inner.lock();
-        if shared.shut_down {
-            return Some(ConsensusError::Shutdown);
-        }
-        if self.next < shared.first_available {
-            return Some(ConsensusError::Compacted {
-                requested: self.next,
-                oldest: shared.first_available,
-            });
-        }
-        let start = shared.history.partition_point(|c| c.revision < self.next);
-        let filter = &self.filter;
-        self.buffer.extend(
-            shared
-                .history
-                .range(start..)
-                .filter(|c| filter.matches(c))
-                .cloned(),
-        );
-        self.next = Revision(shared.state.revision.0.saturating_add(1)).max(self.next);
-        None
-    }
-
-    async fn next_item(mut self) -> Option<(Result<Change, ConsensusError>, Cursor)> {
-        loop {
-            if let Some(change) = self.buffer.pop_front() {
-                return Some((Ok(change), self));
-            }
-            if self.done {
-                return None;
-            }
-            // Mark the current value seen *before* reading, so an apply that lands after the
-            // read wakes the wait below instead of being missed.
-            self.rx.borrow_and_update();
-            if let Some(err) = self.read_history() {
-                self.done = true;
-                return Some((Err(err), self));
-            }
-            if self.buffer.is_empty() && self.rx.changed().await.is_err() {
-                // The sender lives in `inner`, which this cursor holds: unreachable, but
-                // ending the stream is the safe answer.
-                return None;
-            }
-        }
+        self.hub.shutdown();
     }
 }
 
@@ -240,28 +125,24 @@ impl Cursor {
 impl Consensus for MemConsensus {
     async fn propose(&self, command: CommandEnvelope) -> Result<Applied, ConsensusError> {
         let applied = {
-            let mut shared = self.inner.lock();
-            if shared.shut_down {
-                return Err(ConsensusError::Shutdown);
-            }
-            let applied = apply(Arc::make_mut(&mut shared.state), &command)?;
+            let mut a = self.hub.lock();
+            a.ensure_running()?;
+            let applied = apply(Arc::make_mut(&mut a.state), &command)?;
             if !applied.deduplicated {
-                shared.record(&applied.changes);
+                a.record(&applied.changes);
             }
             applied
         };
         if !applied.deduplicated {
-            self.inner.applied.send_replace(applied.revision);
+            self.hub.notify(applied.revision);
         }
         Ok(applied)
     }
 
     async fn state(&self) -> Result<Arc<ClusterState>, ConsensusError> {
-        let shared = self.inner.lock();
-        if shared.shut_down {
-            return Err(ConsensusError::Shutdown);
-        }
-        Ok(Arc::clone(&shared.state))
+        let a = self.hub.lock();
+        a.ensure_running()?;
+        Ok(Arc::clone(&a.state))
     }
 
     async fn watch(
@@ -269,58 +150,32 @@ impl Consensus for MemConsensus {
         filter: WatchFilter,
         from: Revision,
     ) -> Result<ChangeStream, ConsensusError> {
-        let next = {
-            let shared = self.inner.lock();
-            if shared.shut_down {
-                return Err(ConsensusError::Shutdown);
-            }
-            if from == Revision(0) {
-                shared.first_available
-            } else if from < shared.first_available {
-                return Err(ConsensusError::Compacted {
-                    requested: from,
-                    oldest: shared.first_available,
-                });
-            } else {
-                from
-            }
-        };
-        let cursor = Cursor {
-            inner: Arc::clone(&self.inner),
-            filter,
-            next,
-            rx: self.inner.applied.subscribe(),
-            buffer: VecDeque::new(),
-            done: false,
-        };
-        Ok(futures::stream::unfold(cursor, Cursor::next_item).boxed())
+        self.hub.watch(filter, from)
     }
 
     async fn status(&self) -> Result<ConsensusStatus, ConsensusError> {
-        let shared = self.inner.lock();
-        if shared.shut_down {
-            return Err(ConsensusError::Shutdown);
-        }
+        let a = self.hub.lock();
+        a.ensure_running()?;
         Ok(ConsensusStatus {
-            id: self.inner.id,
-            leader: Some(self.inner.id),
+            id: self.id,
+            leader: Some(self.id),
             term: 1,
-            voters: BTreeSet::from([self.inner.id]),
-            applied: shared.state.revision,
+            voters: BTreeSet::from([self.id]),
+            applied: a.state.revision,
         })
     }
 
     async fn add_voter(&self, id: NodeId, _address: String) -> Result<(), ConsensusError> {
         Err(ConsensusError::Membership(format!(
             "MemConsensus has exactly one member ({}); cannot add {id}",
-            self.inner.id
+            self.id
         )))
     }
 
     async fn remove_voter(&self, id: NodeId) -> Result<(), ConsensusError> {
         Err(ConsensusError::Membership(format!(
             "MemConsensus has exactly one member ({}); cannot remove {id}",
-            self.inner.id
+            self.id
         )))
     }
 }
