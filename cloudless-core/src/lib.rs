@@ -18,8 +18,8 @@
 //!
 //! Decision logic never reads the clock: time is a parameter (DESIGN §4, §8).
 
-pub mod clock;
 pub mod change_hub;
+pub mod clock;
 pub mod consensus;
 pub mod event;
 pub mod ids;
