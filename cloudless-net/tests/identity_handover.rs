@@ -3,42 +3,19 @@
 
 #![allow(clippy::unwrap_used)] // Tests unwrap to fail loudly.
 
+mod quic_common;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cloudless_core::ids::NodeId;
-use cloudless_core::transport::{PeerIdentity, Role, Transport};
+use cloudless_core::transport::{Role, Transport};
 use cloudless_net::identity::handover::{HandoverError, fetch_ca, serve_ca_handover};
-use cloudless_net::identity::{
-    ClusterCa, DEFAULT_NODE_LIFETIME, IdentityError, NodeCredentials, NodeKey,
-};
-use cloudless_net::quic::{QuicConfig, QuicTransport};
+use cloudless_net::identity::{ClusterCa, IdentityError};
 use cloudless_net::{Router, RpcConfig, RpcEndpoint, RpcError, StatusCode};
+use quic_common::{bind, creds};
 
 const SEC: Duration = Duration::from_secs(1);
-
-fn creds(ca: &ClusterCa, role: Role, node: u64) -> NodeCredentials {
-    let key = NodeKey::generate().unwrap();
-    let id = PeerIdentity {
-        cluster: ca.cluster().to_owned(),
-        role,
-        node: NodeId(node),
-    };
-    let cert = ca
-        .issue(
-            &key.csr().unwrap(),
-            &id,
-            SystemTime::now(),
-            DEFAULT_NODE_LIFETIME,
-        )
-        .unwrap();
-    NodeCredentials::new(&key, cert, ca.cert().clone()).unwrap()
-}
-
-fn bind(c: &NodeCredentials) -> Arc<QuicTransport> {
-    let any = "127.0.0.1:0".parse().unwrap();
-    Arc::new(QuicTransport::bind(any, c, QuicConfig::default()).unwrap())
-}
 
 #[tokio::test]
 async fn only_coordinators_receive_the_ca_key() {

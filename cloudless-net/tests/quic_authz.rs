@@ -4,44 +4,22 @@
 
 #![allow(clippy::unwrap_used)] // Tests unwrap to fail loudly.
 
-use std::sync::Arc;
+mod quic_common;
+
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use cloudless_core::ids::NodeId;
-use cloudless_core::transport::{PeerIdentity, Role, Transport, TransportError};
+use cloudless_core::transport::{Role, Transport, TransportError};
+use cloudless_net::identity::ClusterCa;
 use cloudless_net::identity::authz::{require_admin, require_self};
-use cloudless_net::identity::{ClusterCa, DEFAULT_NODE_LIFETIME, NodeCredentials, NodeKey};
-use cloudless_net::quic::{QuicConfig, QuicTransport};
 use cloudless_net::wire::pb;
 use cloudless_net::{Method, Router, RpcConfig, RpcEndpoint, RpcError, StatusCode};
+use quic_common::{bind, creds};
 
 const SEC: Duration = Duration::from_secs(1);
 const HEARTBEAT: Method<pb::NodeId, pb::NodeId> = Method::new("test.v1.Agent/Heartbeat");
 const DRAIN: Method<pb::NodeId, pb::NodeId> = Method::new("test.v1.Admin/Drain");
-
-fn creds(ca: &ClusterCa, role: Role, node: u64) -> NodeCredentials {
-    let key = NodeKey::generate().unwrap();
-    let id = PeerIdentity {
-        cluster: ca.cluster().to_owned(),
-        role,
-        node: NodeId(node),
-    };
-    let cert = ca
-        .issue(
-            &key.csr().unwrap(),
-            &id,
-            SystemTime::now(),
-            DEFAULT_NODE_LIFETIME,
-        )
-        .unwrap();
-    NodeCredentials::new(&key, cert, ca.cert().clone()).unwrap()
-}
-
-fn bind(c: &NodeCredentials) -> Arc<QuicTransport> {
-    let any = "127.0.0.1:0".parse().unwrap();
-    Arc::new(QuicTransport::bind(any, c, QuicConfig::default()).unwrap())
-}
 
 fn router() -> Router {
     let mut r = Router::new();

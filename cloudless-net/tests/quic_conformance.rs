@@ -3,41 +3,19 @@
 
 #![allow(clippy::unwrap_used)] // Tests unwrap to fail loudly.
 
-use std::sync::Arc;
+mod quic_common;
+
 use std::time::{Duration, SystemTime};
 
 use cloudless_core::ids::NodeId;
 use cloudless_core::testing::transport::{TransportPair, conformance};
-use cloudless_core::transport::{PeerIdentity, Role, Transport};
-use cloudless_net::identity::{ClusterCa, DEFAULT_NODE_LIFETIME, NodeCredentials, NodeKey};
-use cloudless_net::quic::{QuicConfig, QuicTransport};
+use cloudless_core::transport::{Role, Transport};
+use cloudless_net::identity::ClusterCa;
 use cloudless_net::rpc::ProtocolVersion;
 use cloudless_net::wire::pb;
 use cloudless_net::{Method, Router, RpcConfig, RpcEndpoint, RpcError};
 use futures::StreamExt;
-
-fn creds(ca: &ClusterCa, role: Role, node: u64) -> NodeCredentials {
-    let key = NodeKey::generate().unwrap();
-    let id = PeerIdentity {
-        cluster: ca.cluster().to_owned(),
-        role,
-        node: NodeId(node),
-    };
-    let cert = ca
-        .issue(
-            &key.csr().unwrap(),
-            &id,
-            SystemTime::now(),
-            DEFAULT_NODE_LIFETIME,
-        )
-        .unwrap();
-    NodeCredentials::new(&key, cert, ca.cert().clone()).unwrap()
-}
-
-fn bind(creds: &NodeCredentials) -> Arc<QuicTransport> {
-    let config = QuicConfig::default().with_max_frame_size(1 << 20);
-    Arc::new(QuicTransport::bind("127.0.0.1:0".parse().unwrap(), creds, config).unwrap())
-}
+use quic_common::{bind, creds};
 
 #[tokio::test]
 async fn quic_transport_conforms() {

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests unwrap to fail loudly.
 
+mod quic_common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -13,9 +15,9 @@ use cloudless_core::ids::NodeId;
 use cloudless_core::transport::{PeerIdentity, Role, Transport, TransportError};
 use cloudless_net::identity::renewal::{renew, serve_renewal, validity};
 use cloudless_net::identity::{ClusterCa, NodeCredentials, NodeKey};
-use cloudless_net::quic::{QuicConfig, QuicTransport};
 use cloudless_net::wire::pb;
 use cloudless_net::{Method, Router, RpcConfig, RpcEndpoint};
+use quic_common::bind;
 
 const INC: Method<pb::NodeId, pb::NodeId> = Method::idempotent("test.v1.Echo/Inc");
 const LIFETIME: Duration = Duration::from_secs(60);
@@ -34,11 +36,6 @@ fn creds_expiring(ca: &ClusterCa, role: Role, node: u64, left: Duration) -> Node
         .issue(&key.csr().unwrap(), &id, issued, LIFETIME)
         .unwrap();
     NodeCredentials::new(&key, cert, ca.cert().clone()).unwrap()
-}
-
-fn bind(c: &NodeCredentials) -> Arc<QuicTransport> {
-    let any = "127.0.0.1:0".parse().unwrap();
-    Arc::new(QuicTransport::bind(any, c, QuicConfig::default()).unwrap())
 }
 
 #[tokio::test]
