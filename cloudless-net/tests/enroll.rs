@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests unwrap to fail loudly.
 
+mod quic_common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -40,21 +42,7 @@ impl Cluster {
     fn start() -> Self {
         let ca = Arc::new(ClusterCa::init("lab", SystemTime::now()).unwrap());
         let consensus = Arc::new(MemConsensus::new());
-        let key = NodeKey::generate().unwrap();
-        let me = PeerIdentity {
-            cluster: "lab".into(),
-            role: Role::Coordinator,
-            node: NodeId(1_000),
-        };
-        let cert = ca
-            .issue(
-                &key.csr().unwrap(),
-                &me,
-                SystemTime::now(),
-                DEFAULT_NODE_LIFETIME,
-            )
-            .unwrap();
-        let coordinator = NodeCredentials::new(&key, cert, ca.cert().clone()).unwrap();
+        let coordinator = quic_common::creds(&ca, Role::Coordinator, 1_000);
         let service = EnrollService::new(
             Arc::clone(&ca),
             consensus.clone(),

@@ -4,17 +4,18 @@
 
 #![allow(clippy::unwrap_used)] // Tests unwrap to fail loudly.
 
+mod quic_common;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cloudless_core::clock::{Clock, ManualClock};
 use cloudless_core::consensus::Consensus;
-use cloudless_core::ids::NodeId;
 use cloudless_core::node::{NodeReport, Platform};
 use cloudless_core::resources::Resources;
 use cloudless_core::state::{Command, CommandEnvelope};
 use cloudless_core::testing::consensus::MemConsensus;
-use cloudless_core::transport::{PeerIdentity, Role};
+use cloudless_core::transport::Role;
 use cloudless_net::identity::enroll::{
     EnrollConfig, EnrollError, EnrollParams, EnrollServer, EnrollService, RefusalCode, enroll,
     renew_offline,
@@ -59,21 +60,7 @@ async fn setup() -> Setup {
     let consensus = Arc::new(MemConsensus::new());
     let clock = ManualClock::new(cloudless_core::clock::SystemClock.now_ms());
     let revoked = RevokedNodes::new();
-    let coord_key = NodeKey::generate().unwrap();
-    let me = PeerIdentity {
-        cluster: "lab".into(),
-        role: Role::Coordinator,
-        node: NodeId(1_000),
-    };
-    let cert = ca
-        .issue(
-            &coord_key.csr().unwrap(),
-            &me,
-            SystemTime::now(),
-            DEFAULT_NODE_LIFETIME,
-        )
-        .unwrap();
-    let coordinator = NodeCredentials::new(&coord_key, cert, ca.cert().clone()).unwrap();
+    let coordinator = quic_common::creds(&ca, Role::Coordinator, 1_000);
     let service = EnrollService::new(
         Arc::clone(&ca),
         consensus.clone(),
