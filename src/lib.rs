@@ -12,6 +12,8 @@
 //!                    └──▶ cloudless-runtime Runtime
 //! ```
 
+pub mod control;
+
 pub use cloudless_core as core;
 pub use cloudless_net as net;
 pub use cloudless_runtime as runtime;
