@@ -24,4 +24,5 @@ pub mod fake;
 pub use fake::FakeRuntime;
 pub mod containerd;
 pub mod oci;
+pub mod supervisor;
 pub use containerd::{ContainerdConfig, ContainerdRuntime};
