@@ -12,6 +12,7 @@
 //!                    └──▶ cloudless-runtime Runtime
 //! ```
 
+pub mod agent;
 pub mod control;
 
 pub use cloudless_core as core;

@@ -203,7 +203,7 @@ impl Supervisor {
                 Outcome::Removed(id) => {
                     slot.stale.retain(|s| *s != id);
                     if slot.current.as_ref().is_some_and(|t| t.id == id) {
-                        slot.current = None;
+                        slot.current_vanished(now_ms, &cfg);
                     }
                 }
                 Outcome::Failed { .. } => {

@@ -1,0 +1,207 @@
+//! The agent's control-plane task: heartbeats at the period the coordinators ask for, fetches
+//! the assignment set when the acknowledged revision differs from the one held, and sends
+//! batched replica reports. It never blocks supervision: the agent task only receives new
+//! assignment sets from it and hands it reports through a shared map.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use cloudless_core::ids::{NodeId, ReplicaId, Revision};
+use cloudless_core::node::{NodeReport, Platform, Reliability};
+use cloudless_core::resources::Resources;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
+
+use super::AgentSnapshot;
+use super::config::AgentConfig;
+use super::resources::ResourceProbe;
+use crate::control::{AssignmentSet, ControlError, ControlPlane, ReplicaReport};
+
+/// Reports waiting for the control plane: the latest per replica.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    pending: Mutex<BTreeMap<ReplicaId, ReplicaReport>>,
+    notify: Notify,
+}
+
+impl Outbox {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<ReplicaId, ReplicaReport>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `report`, replacing an unsent older one of the same replica.
+    pub(crate) fn push(&self, report: ReplicaReport) {
+        self.lock().insert(report.replica, report);
+        self.notify.notify_one();
+    }
+
+    /// Drops unsent reports of replicas not in `keep`.
+    pub(crate) fn retain(&self, keep: impl Fn(ReplicaId) -> bool) {
+        self.lock().retain(|r, _| keep(*r));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn take(&self) -> Vec<ReplicaReport> {
+        std::mem::take(&mut *self.lock()).into_values().collect()
+    }
+
+    /// Puts back reports that failed to send, unless a newer one was queued meanwhile.
+    fn put_back(&self, reports: Vec<ReplicaReport>) {
+        let mut pending = self.lock();
+        for r in reports {
+            pending.entry(r.replica).or_insert(r);
+        }
+    }
+}
+
+pub(crate) struct ControlLoop {
+    pub(crate) node: NodeId,
+    pub(crate) config: AgentConfig,
+    pub(crate) control: Arc<dyn ControlPlane>,
+    pub(crate) resources: Arc<dyn ResourceProbe>,
+    pub(crate) outbox: Arc<Outbox>,
+    pub(crate) held: Option<Revision>,
+    pub(crate) assignments_tx: mpsc::Sender<AssignmentSet>,
+    pub(crate) snapshot: Arc<watch::Sender<AgentSnapshot>>,
+    pub(crate) started: Instant,
+}
+
+impl ControlLoop {
+    pub(crate) async fn run(mut self) {
+        let mut retry = self.config.control_retry_initial;
+        let mut next_heartbeat = Instant::now();
+        let mut reachable = false;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(next_heartbeat) => {}
+                () = self.outbox.notify.notified(), if reachable => {
+                    reachable = self.flush().await;
+                    continue;
+                }
+            }
+            match self.beat().await {
+                Ok(interval) => {
+                    retry = self.config.control_retry_initial;
+                    reachable = self.flush().await;
+                    next_heartbeat = Instant::now() + interval;
+                }
+                Err(e) => {
+                    reachable = false;
+                    tracing::debug!(node = %self.node, error = %e, retry_ms = u64::try_from(retry.as_millis()).unwrap_or(u64::MAX), "control plane call failed");
+                    if !e.is_retryable() {
+                        tracing::warn!(node = %self.node, error = %e, "control plane refused the agent; supervising the held assignments");
+                        retry = self.config.control_retry_max;
+                    }
+                    next_heartbeat = Instant::now() + retry;
+                    retry = (retry * 2).min(self.config.control_retry_max);
+                }
+            }
+            self.publish(reachable, false);
+        }
+    }
+
+    /// One heartbeat, and an assignment fetch if the revision moved. Returns the next period.
+    async fn beat(&mut self) -> Result<Duration, ControlError> {
+        let report = self.node_report();
+        let ack = self.control.heartbeat(self.node, &report).await?;
+        self.publish(true, true);
+        if self.held != Some(ack.assignments_revision) {
+            let set = self.control.assignments(self.node).await?;
+            self.held = Some(set.revision);
+            // The agent task is gone only during shutdown.
+            let _ = self.assignments_tx.send(set).await;
+        }
+        Ok(ack.interval.max(Duration::from_millis(10)))
+    }
+
+    /// Sends every pending report in one call; true if the control plane took them.
+    async fn flush(&self) -> bool {
+        let reports = self.outbox.take();
+        if reports.is_empty() {
+            return true;
+        }
+        match self.control.report(self.node, reports.clone()).await {
+            Ok(()) => {
+                self.publish(true, false);
+                true
+            }
+            Err(e) => {
+                tracing::debug!(node = %self.node, error = %e, "report failed; kept for later");
+                self.outbox.put_back(reports);
+                self.publish(false, false);
+                false
+            }
+        }
+    }
+
+    fn publish(&self, reachable: bool, acked: bool) {
+        let unsent = self.outbox.len();
+        self.snapshot.send_modify(|s| {
+            s.control_reachable = reachable;
+            s.unsent_reports = unsent;
+            if acked {
+                s.heartbeats_acked += 1;
+            }
+        });
+    }
+
+    fn node_report(&self) -> NodeReport {
+        build_report(&self.config, &*self.resources, self.started.elapsed())
+    }
+}
+
+/// The heartbeat's resource report: detected capacity (config overrides win) minus the reserve.
+pub(crate) fn build_report(
+    config: &AgentConfig,
+    probe: &dyn ResourceProbe,
+    uptime: Duration,
+) -> NodeReport {
+    let host = match probe.probe(&config.data_dir) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "resource probe failed; reporting configured values only");
+            Default::default()
+        }
+    };
+    let capacity = Resources {
+        cpu_millis: config.cpu_millis.unwrap_or(host.cpu_millis),
+        memory_mib: config.memory_mib.unwrap_or(host.memory_mib),
+        storage_gib: config.storage_gib.unwrap_or(host.storage_gib),
+        storage_iops: config.storage_iops,
+        egress_mbps: config.egress_mbps,
+        gpus: 0,
+    };
+    NodeReport {
+        platform: config.platform.clone().unwrap_or_else(host_platform),
+        region: config.region.clone(),
+        zone: config.zone.clone(),
+        labels: config.labels.clone(),
+        capacity,
+        allocatable: capacity.saturating_sub(&config.reserved),
+        power: config.power,
+        reliability: Reliability {
+            uptime_secs: uptime.as_secs(),
+            recent_failures: 0,
+        },
+    }
+}
+
+/// The platform this agent was built for, in OCI terms.
+pub(crate) fn host_platform() -> Platform {
+    let architecture = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    Platform {
+        architecture: architecture.to_owned(),
+        os: std::env::consts::OS.to_owned(),
+        variant: None,
+    }
+}

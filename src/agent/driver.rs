@@ -1,0 +1,376 @@
+//! The agent task: owns the [`Supervisor`], performs its actions through the `Runtime` in
+//! short-lived tasks, feeds results, runtime events and listings back, persists the state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cloudless_core::ids::ReplicaId;
+use cloudless_core::runtime::{ContainerSpec, Runtime, RuntimeError, RuntimeEvent};
+use cloudless_runtime::supervisor::{
+    Action, DesiredReplica, Outcome, ProbeRequest, ReplicaStatus, Supervisor, SupervisorConfig,
+};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::control_loop::{ControlLoop, Outbox};
+use super::persist::{self, AgentState};
+use super::{AgentConfig, AgentDeps, AgentError, AgentSnapshot, probes};
+use crate::control::{AssignmentSet, ReplicaReport};
+
+/// Results of helper tasks.
+enum Done {
+    Outcome(ReplicaId, Outcome),
+    Probe(ProbeRequest, bool),
+}
+
+pub(crate) struct Driver {
+    config: AgentConfig,
+    deps: AgentDeps,
+    supervisor: Supervisor,
+    state: AgentState,
+    snapshot: Arc<watch::Sender<AgentSnapshot>>,
+    outbox: Arc<Outbox>,
+    origin: Instant,
+    events: Option<BoxStream<'static, RuntimeEvent>>,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn runtime_err(runtime: &dyn Runtime, e: &RuntimeError) -> AgentError {
+    AgentError::Runtime {
+        runtime: runtime.name().to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// The replicas of `set` the supervisor should run (terminal ones hold nothing and are not
+/// started again).
+fn desired_of(set: &AssignmentSet) -> Vec<DesiredReplica> {
+    set.replicas
+        .iter()
+        .filter(|a| !a.replica.phase.is_terminal())
+        .map(|a| {
+            DesiredReplica::from_spec(
+                a.replica.id,
+                a.replica.workload,
+                a.replica.generation,
+                &a.spec,
+            )
+        })
+        .collect()
+}
+
+fn to_report(s: &ReplicaStatus) -> ReplicaReport {
+    ReplicaReport {
+        replica: s.replica,
+        workload: s.workload,
+        generation: s.generation,
+        phase: s.phase,
+        ready: s.ready,
+        restarts: s.restarts,
+        address: s.address.clone(),
+        message: s.message.clone(),
+    }
+}
+
+impl Driver {
+    /// Loads the persisted state, subscribes to runtime events and takes the first listing.
+    pub(crate) async fn prepare(
+        config: AgentConfig,
+        deps: AgentDeps,
+        snapshot: watch::Sender<AgentSnapshot>,
+    ) -> Result<Self, AgentError> {
+        persist::ensure_dir(&config.data_dir)?;
+        let state = persist::load(&config.data_dir, deps.node)?;
+        deps.resources.probe(&config.data_dir)?;
+        let origin = Instant::now();
+        let mut supervisor = Supervisor::new(SupervisorConfig {
+            max_backoff_ms: ms(config.max_restart_backoff),
+            reset_after_ms: ms(config.restart_reset_after),
+            stop_grace_ms: ms(config.stop_grace),
+        });
+        supervisor.restore_records(state.records.clone());
+        if let Some(set) = &state.assignments {
+            supervisor.set_desired(0, desired_of(set));
+        }
+        let events = deps
+            .runtime
+            .events()
+            .await
+            .map_err(|e| runtime_err(&*deps.runtime, &e))?;
+        let list = deps
+            .runtime
+            .list()
+            .await
+            .map_err(|e| runtime_err(&*deps.runtime, &e))?;
+        supervisor.observe(0, &list);
+        let revision = state.assignments.as_ref().map(|a| a.revision);
+        snapshot.send_modify(|s| s.assignments_revision = revision);
+        Ok(Self {
+            config,
+            deps,
+            supervisor,
+            state,
+            snapshot: Arc::new(snapshot),
+            outbox: Arc::new(Outbox::default()),
+            origin,
+            events: Some(events),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        ms(self.origin.elapsed())
+    }
+
+    pub(crate) async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+        let (assign_tx, mut assign_rx) = mpsc::channel::<AssignmentSet>(4);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let control = ControlLoop {
+            node: self.deps.node,
+            config: self.config.clone(),
+            control: Arc::clone(&self.deps.control),
+            resources: Arc::clone(&self.deps.resources),
+            outbox: Arc::clone(&self.outbox),
+            held: self.state.assignments.as_ref().map(|a| a.revision),
+            assignments_tx: assign_tx,
+            snapshot: Arc::clone(&self.snapshot),
+            started: self.origin,
+        };
+        tasks.spawn(control.run());
+        let mut resync = tokio::time::interval(self.config.resync_interval);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let now = self.now();
+            for action in self.supervisor.poll_actions(now) {
+                self.dispatch(action, &mut tasks, &done_tx);
+            }
+            self.persist_records();
+            let wake = self
+                .supervisor
+                .next_wakeup()
+                .map(|t| self.origin + Duration::from_millis(t));
+            tokio::select! {
+                _ = &mut stop => break,
+                Some(set) = assign_rx.recv() => self.apply_assignments(set),
+                Some(done) = done_rx.recv() => self.handle_done(done),
+                event = next_event(&mut self.events) => {
+                    if event.is_none() {
+                        tracing::warn!(runtime = self.deps.runtime.name(), "runtime event stream ended; relying on periodic listing");
+                        self.events = None;
+                    }
+                    self.resync().await;
+                }
+                () = sleep_until_opt(wake) => {}
+                _ = resync.tick() => {
+                    if self.events.is_none() {
+                        self.events = self.deps.runtime.events().await.ok();
+                    }
+                    self.resync().await;
+                }
+            }
+            // Drain finished helper tasks so the set does not grow.
+            while tasks.try_join_next().is_some() {}
+        }
+        tasks.shutdown().await;
+    }
+
+    fn apply_assignments(&mut self, set: AssignmentSet) {
+        tracing::info!(node = %self.deps.node, revision = %set.revision, replicas = set.replicas.len(), "new assignment set");
+        let desired = desired_of(&set);
+        let keep: std::collections::BTreeSet<ReplicaId> =
+            desired.iter().map(|d| d.replica).collect();
+        self.outbox.retain(|r| keep.contains(&r));
+        let now = self.now();
+        self.supervisor.set_desired(now, desired);
+        let revision = set.revision;
+        self.state.assignments = Some(set);
+        self.snapshot.send_modify(|s| {
+            s.assignments_revision = Some(revision);
+            s.replicas.retain(|r, _| keep.contains(r));
+        });
+        self.save();
+    }
+
+    fn handle_done(&mut self, done: Done) {
+        let now = self.now();
+        match done {
+            Done::Outcome(replica, outcome) => {
+                self.supervisor.handle_outcome(now, replica, outcome);
+            }
+            Done::Probe(req, success) => {
+                self.supervisor
+                    .handle_probe_result(req.replica, &req.container, req.kind, success);
+            }
+        }
+    }
+
+    async fn resync(&mut self) {
+        match self.deps.runtime.list().await {
+            Ok(list) => {
+                let now = self.now();
+                self.supervisor.observe(now, &list);
+            }
+            Err(e) => {
+                tracing::warn!(runtime = self.deps.runtime.name(), error = %e, "listing containers failed");
+            }
+        }
+    }
+
+    fn persist_records(&mut self) {
+        if self.supervisor.take_records_changed() {
+            self.state.records = self.supervisor.records();
+            self.save();
+        }
+    }
+
+    /// Writes the state file. Small (one entry per assigned replica) and synchronous, so the
+    /// order of writes is the order of changes; a failure is logged, supervision goes on.
+    fn save(&self) {
+        let result = persist::encode(&self.state, self.deps.node)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                persist::write_atomic(&self.config.data_dir, &bytes).map_err(|e| e.to_string())
+            });
+        if let Err(e) = result {
+            tracing::error!(node = %self.deps.node, error = %e, "could not persist agent state");
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        action: Action,
+        tasks: &mut JoinSet<()>,
+        done: &mpsc::UnboundedSender<Done>,
+    ) {
+        let runtime = Arc::clone(&self.deps.runtime);
+        let done = done.clone();
+        match action {
+            Action::Report(status) => {
+                let report = to_report(&status);
+                self.snapshot.send_modify(|s| {
+                    s.replicas.insert(report.replica, report.clone());
+                });
+                self.outbox.push(report);
+            }
+            Action::Probe(req) => {
+                tasks.spawn(async move {
+                    let verdict = probes::run(&runtime, &req).await;
+                    tracing::trace!(container = %req.container, kind = ?req.kind, detail = %verdict.detail, "probe");
+                    let _ = done.send(Done::Probe(req, verdict.success));
+                });
+            }
+            Action::Start { replica, spec } => {
+                tasks.spawn(async move {
+                    let outcome = start(&*runtime, &spec).await;
+                    let _ = done.send(Done::Outcome(replica, outcome));
+                });
+            }
+            Action::Restart { replica, old, spec } => {
+                tasks.spawn(async move {
+                    let outcome = match runtime.remove(&old).await {
+                        Ok(()) | Err(RuntimeError::NotFound(_)) => start(&*runtime, &spec).await,
+                        Err(e) => Outcome::StartFailed {
+                            id: spec.id.clone(),
+                            reason: format!("removing the previous container {old}: {e}"),
+                            transient: true,
+                        },
+                    };
+                    let _ = done.send(Done::Outcome(replica, outcome));
+                });
+            }
+            Action::Stop {
+                replica,
+                id,
+                grace_ms,
+                reason,
+            } => {
+                tracing::info!(container = %id, ?reason, "stopping container");
+                tasks.spawn(async move {
+                    let outcome = match runtime.stop(&id, grace_ms).await {
+                        Ok(()) => match runtime.status(&id).await {
+                            Ok(status) => Outcome::Stopped(status),
+                            Err(RuntimeError::NotFound(_)) => Outcome::Removed(id),
+                            Err(e) => Outcome::Failed {
+                                id,
+                                reason: e.to_string(),
+                            },
+                        },
+                        Err(RuntimeError::NotFound(_)) => Outcome::Removed(id),
+                        Err(e) => Outcome::Failed {
+                            id,
+                            reason: e.to_string(),
+                        },
+                    };
+                    let _ = done.send(Done::Outcome(replica, outcome));
+                });
+            }
+            Action::Remove { replica, id } => {
+                tasks.spawn(async move {
+                    let outcome = match runtime.remove(&id).await {
+                        Ok(()) | Err(RuntimeError::NotFound(_)) => Outcome::Removed(id),
+                        Err(e) => Outcome::Failed {
+                            id,
+                            reason: e.to_string(),
+                        },
+                    };
+                    let _ = done.send(Done::Outcome(replica, outcome));
+                });
+            }
+        }
+    }
+}
+
+/// Creates and starts `spec`'s container, pulling the image only if it is not local (so a
+/// cached image runs while the registry is unreachable).
+async fn start(runtime: &dyn Runtime, spec: &ContainerSpec) -> Outcome {
+    let failed = |what: &str, e: &RuntimeError| Outcome::StartFailed {
+        id: spec.id.clone(),
+        reason: format!("{what}: {e}"),
+        transient: matches!(
+            e,
+            RuntimeError::Unavailable(_) | RuntimeError::ImageUnavailable { .. }
+        ),
+    };
+    match runtime.create(spec).await {
+        Ok(()) => {}
+        Err(RuntimeError::ImageNotFound(_)) => {
+            if let Err(e) = runtime
+                .pull_image(&spec.image, spec.platform.as_ref())
+                .await
+            {
+                return failed("pull", &e);
+            }
+            if let Err(e) = runtime.create(spec).await {
+                return failed("create", &e);
+            }
+        }
+        Err(e) => return failed("create", &e),
+    }
+    if let Err(e) = runtime.start(&spec.id).await {
+        return failed("start", &e);
+    }
+    match runtime.status(&spec.id).await {
+        Ok(status) => Outcome::Started(status),
+        Err(e) => failed("status after start", &e),
+    }
+}
+
+async fn next_event(events: &mut Option<BoxStream<'static, RuntimeEvent>>) -> Option<RuntimeEvent> {
+    match events {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
