@@ -158,7 +158,13 @@ impl Driver {
             tokio::select! {
                 _ = &mut stop => break,
                 Some(set) = assign_rx.recv() => self.apply_assignments(set),
-                Some(done) = done_rx.recv() => self.handle_done(done),
+                Some(done) = done_rx.recv() => {
+                    // A listing taken while the action was in flight skipped its replica, and
+                    // an exit event may have come meanwhile: look again.
+                    if self.handle_done(done) {
+                        self.resync().await;
+                    }
+                }
                 event = next_event(&mut self.events) => {
                     if event.is_none() {
                         tracing::warn!(runtime = self.deps.runtime.name(), "runtime event stream ended; relying on periodic listing");
@@ -197,15 +203,18 @@ impl Driver {
         self.save();
     }
 
-    fn handle_done(&mut self, done: Done) {
+    /// Feeds a helper's result to the supervisor; true if it was a container operation.
+    fn handle_done(&mut self, done: Done) -> bool {
         let now = self.now();
         match done {
             Done::Outcome(replica, outcome) => {
                 self.supervisor.handle_outcome(now, replica, outcome);
+                true
             }
             Done::Probe(req, success) => {
                 self.supervisor
                     .handle_probe_result(req.replica, &req.container, req.kind, success);
+                false
             }
         }
     }
