@@ -138,6 +138,120 @@ pub(crate) fn parse_status_line(bytes: &[u8]) -> Result<u16, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cloudless_core::ids::ReplicaId;
+    use cloudless_core::quantity::DurationSpec;
+    use cloudless_core::runtime::ContainerId;
+    use cloudless_core::workload::{HttpAction, Probe, TcpAction};
+    use cloudless_runtime::FakeRuntime;
+    use cloudless_runtime::supervisor::ProbeKind;
+    use tokio::net::TcpListener;
+
+    fn request(probe: Probe, address: Option<&str>) -> ProbeRequest {
+        ProbeRequest {
+            replica: ReplicaId(1),
+            container: ContainerId::for_replica(ReplicaId(1), 0),
+            kind: ProbeKind::Readiness,
+            probe,
+            address: address.map(str::to_owned),
+        }
+    }
+
+    fn probe(tcp: Option<TcpAction>, http: Option<HttpAction>) -> Probe {
+        Probe {
+            exec: None,
+            tcp,
+            http,
+            initial_delay: DurationSpec(0),
+            period: DurationSpec::from_secs(1),
+            timeout: DurationSpec::from_secs(2),
+            success_threshold: 1,
+            failure_threshold: 1,
+        }
+    }
+
+    /// Serves one canned response per connection; returns the port and the request lines seen.
+    async fn server(response: &'static str) -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 1024];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                let _ = tx.send(text.lines().next().unwrap_or_default().to_owned());
+                let _ = s.write_all(response.as_bytes()).await;
+            }
+        });
+        (port, rx)
+    }
+
+    #[tokio::test]
+    async fn http_and_tcp_probes_against_real_listeners() {
+        let rt: Arc<dyn Runtime> = Arc::new(FakeRuntime::new());
+        let (ok_port, mut seen) = server("HTTP/1.1 204 No Content\r\n\r\n").await;
+        let http = |port, path: &str| {
+            probe(
+                None,
+                Some(HttpAction {
+                    port,
+                    path: path.into(),
+                }),
+            )
+        };
+        let v = run(&rt, &request(http(ok_port, "/healthz"), Some("127.0.0.1"))).await;
+        assert!(v.success, "{v:?}");
+        assert_eq!(seen.recv().await.as_deref(), Some("GET /healthz HTTP/1.1"));
+
+        let (bad_port, _seen) = server("HTTP/1.1 503 Service Unavailable\r\n\r\n").await;
+        let v = run(&rt, &request(http(bad_port, "/"), Some("127.0.0.1"))).await;
+        assert_eq!((v.success, v.detail.as_str()), (false, "HTTP 503"));
+
+        let (junk_port, _seen) = server("SSH-2.0-OpenSSH\r\n").await;
+        let v = run(&rt, &request(http(junk_port, "/"), Some("127.0.0.1"))).await;
+        assert!(
+            !v.success && v.detail.contains("not an HTTP/1.x response"),
+            "{v:?}"
+        );
+
+        let tcp = |port| probe(Some(TcpAction { port }), None);
+        assert!(
+            run(&rt, &request(tcp(ok_port), Some("127.0.0.1")))
+                .await
+                .success
+        );
+        // A port nobody listens on: bind, learn the port, close.
+        let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let closed_port = closed.local_addr().expect("addr").port();
+        drop(closed);
+        let v = run(&rt, &request(tcp(closed_port), Some("127.0.0.1"))).await;
+        assert!(!v.success, "{v:?}");
+        let v = run(&rt, &request(http(closed_port, "/"), Some("127.0.0.1"))).await;
+        assert!(!v.success, "{v:?}");
+        let v = run(&rt, &request(tcp(ok_port), None)).await;
+        assert_eq!(v.detail, "container has no address yet");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_server_times_out() {
+        let rt: Arc<dyn Runtime> = Arc::new(FakeRuntime::new());
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        // Accepts (kernel backlog) but never answers.
+        let req = request(
+            probe(
+                None,
+                Some(HttpAction {
+                    port,
+                    path: "/".into(),
+                }),
+            ),
+            Some("127.0.0.1"),
+        );
+        let v = run(&rt, &req).await;
+        assert!(!v.success && v.detail.ends_with("timed out"), "{v:?}");
+        drop(listener);
+    }
 
     #[test]
     fn status_lines() {
