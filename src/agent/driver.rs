@@ -241,7 +241,7 @@ impl Driver {
     /// Writes the state file. Small (one entry per assigned replica) and synchronous, so the
     /// order of writes is the order of changes; a failure is logged, supervision goes on.
     fn save(&self) {
-        let result = persist::encode(&self.state, self.deps.node)
+        let result = persist::encode(&self.state, self.deps.node, self.deps.clock.now_ms())
             .map_err(|e| e.to_string())
             .and_then(|bytes| {
                 persist::write_atomic(&self.config.data_dir, &bytes).map_err(|e| e.to_string())

@@ -1,7 +1,8 @@
 //! The agent's state file: the assignment set it last fetched and its per-replica counters, so a
 //! restarted agent supervises the same replicas without the coordinators (NFR-A1).
 //!
-//! Format: one JSON document `{"format":"cloudless-agent-state","version":1,...}` at
+//! Format: one JSON document `{"format":"cloudless-agent-state","version":1,"node":..,
+//! "savedAtMs":..,"assignments":..,"records":..}` at
 //! `<data_dir>/agent-state.json`, written atomically (temp file, fsync, rename, fsync of the
 //! directory), mode 0600, in a 0700 directory. The version is checked before the body is
 //! decoded, so a newer agent's file is refused with a clear error instead of misread.
@@ -91,6 +92,9 @@ struct StateFile {
     format: String,
     version: u32,
     node: NodeId,
+    /// Wall-clock time of the write (ms since the Unix epoch), for operators.
+    #[serde(default)]
+    saved_at_ms: u64,
     #[serde(default)]
     assignments: Option<StoredAssignments>,
     #[serde(default)]
@@ -181,12 +185,17 @@ fn decode(path: &Path, bytes: &[u8], node: NodeId) -> Result<AgentState, StateEr
     })
 }
 
-/// The bytes of `state` for `node`.
-pub(crate) fn encode(state: &AgentState, node: NodeId) -> Result<Vec<u8>, serde_json::Error> {
+/// The bytes of `state` for `node`, stamped with `now_ms`.
+pub(crate) fn encode(
+    state: &AgentState,
+    node: NodeId,
+    now_ms: u64,
+) -> Result<Vec<u8>, serde_json::Error> {
     let file = StateFile {
         format: FORMAT.to_owned(),
         version: VERSION,
         node,
+        saved_at_ms: now_ms,
         assignments: state.assignments.as_ref().map(|a| StoredAssignments {
             revision: a.revision,
             replicas: a
@@ -278,7 +287,11 @@ mod tests {
         ensure_dir(&d).expect("dir");
         assert_eq!(load(&d, NodeId(9)).expect("empty"), AgentState::default());
         let s = state();
-        write_atomic(&d, &encode(&s, NodeId(9)).expect("encode")).expect("write");
+        write_atomic(
+            &d,
+            &encode(&s, NodeId(9), 1_700_000_000_000).expect("encode"),
+        )
+        .expect("write");
         assert_eq!(load(&d, NodeId(9)).expect("load"), s);
         let mode = fs::metadata(d.join(STATE_FILE))
             .expect("meta")
