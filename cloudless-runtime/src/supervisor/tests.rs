@@ -255,6 +255,39 @@ fn adoption_never_restarts_and_removes_stale_attempts() {
 }
 
 #[test]
+fn adopted_container_keeps_its_persisted_readiness() {
+    let mut sp = spec();
+    sp.probes.readiness = Some(exec_probe(1));
+    let mut s = Supervisor::new(SupervisorConfig::default());
+    let mut records = std::collections::BTreeMap::new();
+    records.insert(
+        R1,
+        ReplicaRecord {
+            next_attempt: 1,
+            restarts: 0,
+            consecutive: 0,
+            ready: true,
+        },
+    );
+    s.restore_records(records);
+    s.set_desired(0, vec![desired(1, &sp)]);
+    s.observe(0, &[running(cid(1, 0), 0)]);
+    let a = s.poll_actions(0);
+    assert_eq!(a.len(), 2, "{a:?}");
+    assert!(matches!(&a[0], Action::Probe(p) if p.kind == ProbeKind::Readiness));
+    assert_eq!(
+        a[1],
+        Action::Report(status(ReplicaPhase::Running, true, 0, ""))
+    );
+    // The probe still decides from here on.
+    s.handle_probe_result(R1, &cid(1, 0), ProbeKind::Readiness, false);
+    assert_eq!(
+        s.poll_actions(1),
+        vec![Action::Report(status(ReplicaPhase::Running, false, 0, ""))]
+    );
+}
+
+#[test]
 fn unassigned_replicas_are_stopped_then_removed() {
     let mut s = started(&spec());
     s.poll_actions(0);
@@ -416,6 +449,7 @@ mod props {
         Advance(u64),
         Toggle(u64),
         Observe,
+        FailNextStart(bool),
     }
 
     fn ev() -> impl Strategy<Value = Ev> {
@@ -425,6 +459,7 @@ mod props {
             (0u64..20_000).prop_map(Ev::Advance),
             (1u64..4).prop_map(Ev::Toggle),
             Just(Ev::Observe),
+            any::<bool>().prop_map(Ev::FailNextStart),
         ]
     }
 
@@ -433,6 +468,38 @@ mod props {
         probes: Vec<ProbeRequest>,
         /// Consecutive liveness failures fed per container.
         live_failures: BTreeMap<ContainerId, u32>,
+    }
+
+    /// Creates and starts `id`, or (if a failure is armed) leaves it created and reports the
+    /// failed start.
+    fn start_in_sim(
+        sim: &mut Sim,
+        s: &mut Supervisor,
+        fail_next: &mut Option<bool>,
+        r: ReplicaId,
+        id: ContainerId,
+        now: u64,
+    ) {
+        match fail_next.take() {
+            Some(transient) => {
+                let mut c = running(id.clone(), now);
+                c.state = ContainerState::Created;
+                sim.containers.insert(id.clone(), c);
+                s.handle_outcome(
+                    now,
+                    r,
+                    Outcome::StartFailed {
+                        id,
+                        reason: "scripted".into(),
+                        transient,
+                    },
+                );
+            }
+            None => {
+                sim.containers.insert(id.clone(), running(id.clone(), now));
+                s.handle_outcome(now, r, Outcome::Started(running(id, now)));
+            }
+        }
     }
 
     fn replica_containers(sim: &Sim, r: ReplicaId) -> usize {
@@ -459,6 +526,8 @@ mod props {
             set(&mut s, 0, &wanted);
             let mut sim = Sim { containers: BTreeMap::new(), probes: Vec::new(), live_failures: BTreeMap::new() };
             let mut now = 0u64;
+            let mut phases: BTreeMap<ReplicaId, ReplicaPhase> = BTreeMap::new();
+            let mut fail_next: Option<bool> = None;
             for e in events {
                 match e {
                     Ev::Crash(r, code) => {
@@ -484,8 +553,10 @@ mod props {
                     Ev::Toggle(r) => {
                         let on = wanted.entry(r).or_insert(true);
                         *on = !*on;
+                        phases.remove(&ReplicaId(r));
                         set(&mut s, now, &wanted);
                     }
+                    Ev::FailNextStart(transient) => fail_next = Some(transient),
                     Ev::Observe => {
                         let list: Vec<ContainerStatus> = sim.containers.values().cloned().collect();
                         s.observe(now, &list);
@@ -501,15 +572,13 @@ mod props {
                         match a {
                             Action::Start { spec, .. } => {
                                 prop_assert_eq!(replica_containers(&sim, r), 0, "second container for {}", r);
-                                sim.containers.insert(spec.id.clone(), running(spec.id.clone(), now));
-                                s.handle_outcome(now, r, Outcome::Started(running(spec.id, now)));
+                                start_in_sim(&mut sim, &mut s, &mut fail_next, r, spec.id, now);
                             }
                             Action::Restart { old, spec, .. } => {
                                 let old_state = sim.containers.remove(&old).map(|c| c.state);
                                 prop_assert!(old_state != Some(ContainerState::Running), "restart of a running container");
                                 prop_assert_eq!(replica_containers(&sim, r), 0, "second container for {}", r);
-                                sim.containers.insert(spec.id.clone(), running(spec.id.clone(), now));
-                                s.handle_outcome(now, r, Outcome::Started(running(spec.id, now)));
+                                start_in_sim(&mut sim, &mut s, &mut fail_next, r, spec.id, now);
                             }
                             Action::Stop { id, reason, .. } => {
                                 let healthy = sim.live_failures.get(&id).copied().unwrap_or(0) < 2;
@@ -536,7 +605,12 @@ mod props {
                                 s.handle_outcome(now, r, Outcome::Removed(id));
                             }
                             Action::Probe(p) => sim.probes.push(p),
-                            Action::Report(_) => {}
+                            Action::Report(st) => {
+                                if let Some(prev) = phases.insert(r, st.phase) {
+                                    prop_assert!(prev.can_become(st.phase), "{:?} -> {:?} for {}", prev, st.phase, r);
+                                }
+                                prop_assert!(!st.ready || st.phase == ReplicaPhase::Running);
+                            }
                         }
                     }
                 }
