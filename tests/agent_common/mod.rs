@@ -29,7 +29,10 @@ struct Inner {
     up: bool,
     set: AssignmentSet,
     reports: Vec<ReplicaReport>,
+    batches: Vec<usize>,
     heartbeats: Vec<NodeReport>,
+    attempts: Vec<Instant>,
+    not_leader_first: u32,
 }
 
 /// A control plane the test scripts: up or down, and the assignment set it serves.
@@ -80,6 +83,21 @@ impl TestControl {
         self.lock().heartbeats.clone()
     }
 
+    /// When each heartbeat was attempted (up or down).
+    pub fn attempts(&self) -> Vec<Instant> {
+        self.lock().attempts.clone()
+    }
+
+    /// Sizes of the report calls received.
+    pub fn batches(&self) -> Vec<usize> {
+        self.lock().batches.clone()
+    }
+
+    /// The next `n` heartbeats answer `NotLeader`.
+    pub fn not_leader_for(&self, n: u32) {
+        self.lock().not_leader_first = n;
+    }
+
     fn check(&self, node: NodeId) -> Result<(), ControlError> {
         if node != NODE {
             return Err(ControlError::PermissionDenied(format!(
@@ -101,8 +119,15 @@ impl ControlPlane for TestControl {
         node: NodeId,
         report: &NodeReport,
     ) -> Result<HeartbeatAck, ControlError> {
+        self.lock().attempts.push(Instant::now());
         self.check(node)?;
         let mut i = self.lock();
+        if i.not_leader_first > 0 {
+            i.not_leader_first -= 1;
+            return Err(ControlError::NotLeader {
+                leader: Some(NodeId(2)),
+            });
+        }
         i.heartbeats.push(report.clone());
         Ok(HeartbeatAck {
             liveness: Liveness::Ready,
@@ -119,7 +144,9 @@ impl ControlPlane for TestControl {
 
     async fn report(&self, node: NodeId, reports: Vec<ReplicaReport>) -> Result<(), ControlError> {
         self.check(node)?;
-        self.lock().reports.extend(reports);
+        let mut i = self.lock();
+        i.batches.push(reports.len());
+        i.reports.extend(reports);
         Ok(())
     }
 }
