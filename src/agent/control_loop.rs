@@ -73,6 +73,7 @@ pub(crate) struct ControlLoop {
 impl ControlLoop {
     pub(crate) async fn run(mut self) {
         let mut retry = self.config.control_retry_initial;
+        let mut failures: u64 = 0;
         let mut next_heartbeat = Instant::now();
         let mut reachable = false;
         loop {
@@ -86,6 +87,7 @@ impl ControlLoop {
             match self.beat().await {
                 Ok(interval) => {
                     retry = self.config.control_retry_initial;
+                    failures = 0;
                     reachable = self.flush().await;
                     next_heartbeat = Instant::now() + interval;
                 }
@@ -96,7 +98,8 @@ impl ControlLoop {
                         tracing::warn!(node = %self.node, error = %e, "control plane refused the agent; supervising the held assignments");
                         retry = self.config.control_retry_max;
                     }
-                    next_heartbeat = Instant::now() + retry;
+                    failures += 1;
+                    next_heartbeat = Instant::now() + with_jitter(retry, self.node, failures);
                     retry = (retry * 2).min(self.config.control_retry_max);
                 }
             }
@@ -154,6 +157,22 @@ impl ControlLoop {
     }
 }
 
+/// `delay` plus up to 20 % more, derived from the node and the attempt (splitmix64), so agents
+/// that lost the coordinators together do not all retry in the same instant, yet every run of
+/// one node is reproducible.
+pub(crate) fn with_jitter(delay: Duration, node: NodeId, attempt: u64) -> Duration {
+    let mut z = node
+        .get()
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(attempt);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let max_extra = u64::try_from(delay.as_micros() / 5).unwrap_or(u64::MAX);
+    let extra = if max_extra == 0 { 0 } else { z % max_extra };
+    delay + Duration::from_micros(extra)
+}
+
 /// The heartbeat's resource report: detected capacity (config overrides win) minus the reserve.
 pub(crate) fn build_report(
     config: &AgentConfig,
@@ -203,5 +222,25 @@ pub(crate) fn host_platform() -> Platform {
         architecture: architecture.to_owned(),
         os: std::env::consts::OS.to_owned(),
         variant: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_is_bounded_deterministic_and_differs_between_nodes() {
+        let d = Duration::from_secs(10);
+        let a: Vec<Duration> = (1..50).map(|i| with_jitter(d, NodeId(1), i)).collect();
+        assert!(a.iter().all(|x| *x >= d && *x <= d + d / 5));
+        assert_eq!(
+            a,
+            (1..50)
+                .map(|i| with_jitter(d, NodeId(1), i))
+                .collect::<Vec<_>>()
+        );
+        assert_ne!(with_jitter(d, NodeId(1), 1), with_jitter(d, NodeId(2), 1));
+        assert_eq!(with_jitter(Duration::ZERO, NodeId(1), 1), Duration::ZERO);
     }
 }
