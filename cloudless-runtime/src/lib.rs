@@ -9,6 +9,10 @@
 //! [`ContainerdRuntime`] is the default runtime, over containerd's gRPC API with the hardened
 //! OCI spec of [`oci`] (design record: `docs/design/containerd-runtime.md`).
 //!
+//! [`supervisor`] is the agent's pure node-local decision core (desired replicas + observed
+//! containers + probe results → container actions; design record:
+//! `docs/design/agent-supervisor.md`).
+//!
 //! ```text
 //!  agent supervisor ──create/start/stop──▶ Runtime (FakeRuntime)
 //!        ▲                                   │  Script per image / container id:
