@@ -106,3 +106,29 @@ async fn not_leader_is_retried_and_assignments_fetched_only_on_revision_change()
     );
     agent.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn replicas_already_terminal_in_the_ledger_are_not_started() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = FakeRuntime::new();
+    rt.preload_image("img");
+    let mut done = assigned(1, &WorkloadSpec::new("img"));
+    done.replica.phase = ReplicaPhase::Succeeded;
+    let control = TestControl::new(set(1, vec![done, assigned(2, &WorkloadSpec::new("img"))]));
+    let agent = start(dir.path(), &control, &rt).await;
+    eventually("replica 2 running", Duration::from_secs(10), || {
+        control
+            .last_report(2)
+            .is_some_and(|r| r.phase == ReplicaPhase::Running)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(
+        !rt.calls()
+            .iter()
+            .any(|c| matches!(c, cloudless::runtime::fake::Call::Create(id) if *id == cid(1, 0))),
+        "a Succeeded replica is not run again"
+    );
+    assert!(control.last_report(1).is_none());
+    agent.shutdown().await;
+}
