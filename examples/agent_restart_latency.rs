@@ -175,6 +175,7 @@ async fn measure(backoff_initial_ms: u64, crashes: usize) -> anyhow::Result<Vec<
             cpu_millis: 2000,
             memory_mib: 1024,
             storage_gib: 10,
+            power: None,
         })),
     };
     let mut config = AgentConfig::new(dir.path().join("agent"));

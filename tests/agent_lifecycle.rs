@@ -74,6 +74,14 @@ async fn assignment_runs_and_is_reported_running_and_ready() {
     assert_eq!(first.capacity.cpu_millis, 4000);
     assert_eq!(first.capacity.egress_mbps, 50);
     assert_eq!(first.zone, "home-1");
+    assert_eq!(
+        first.power,
+        cloudless_core::node::PowerSource::Battery {
+            level_percent: 80,
+            charging: true
+        },
+        "detected power is reported when the config does not set it"
+    );
     // Reports are changes only: Starting, then Running.
     let phases: Vec<ReplicaPhase> = control.reports().iter().map(|r| r.phase).collect();
     assert_eq!(phases, [ReplicaPhase::Starting, ReplicaPhase::Running]);

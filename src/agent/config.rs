@@ -53,8 +53,8 @@ pub struct AgentConfig {
     pub labels: BTreeMap<String, String>,
     /// Platform; detected from the build target when absent.
     pub platform: Option<Platform>,
-    /// Power source (no detection yet; mains by default).
-    pub power: PowerSource,
+    /// Power source; detected from `/sys/class/power_supply` when absent (no battery: mains).
+    pub power: Option<PowerSource>,
     /// Egress bandwidth in Mbps (not detected; 0 means "unknown").
     pub egress_mbps: u64,
     /// Storage performance class of the data dir's device.
@@ -113,7 +113,7 @@ impl AgentConfig {
         if self.memory_mib == Some(0) {
             return Err(bad("memory_mib", "an override must be greater than zero"));
         }
-        if let PowerSource::Battery { level_percent, .. } = self.power
+        if let Some(PowerSource::Battery { level_percent, .. }) = self.power
             && level_percent > 100
         {
             return Err(bad("power", "battery level must be 0..=100 percent"));
@@ -137,7 +137,7 @@ impl Default for AgentConfig {
             zone: String::new(),
             labels: BTreeMap::new(),
             platform: None,
-            power: PowerSource::Mains,
+            power: None,
             egress_mbps: 0,
             storage_iops: IopsClass::Standard,
             cpu_millis: None,
@@ -171,10 +171,10 @@ mod tests {
                 .contains("control_retry_max")
         );
         let mut c = AgentConfig::new("/tmp/x");
-        c.power = PowerSource::Battery {
+        c.power = Some(PowerSource::Battery {
             level_percent: 101,
             charging: false,
-        };
+        });
         assert_eq!(c.validate().map_err(|e| e.field), Err("power"));
     }
 }

@@ -201,7 +201,7 @@ pub(crate) fn build_report(
         labels: config.labels.clone(),
         capacity,
         allocatable: capacity.saturating_sub(&config.reserved),
-        power: config.power,
+        power: config.power.or(host.power).unwrap_or_default(),
         reliability: Reliability {
             uptime_secs: uptime.as_secs(),
             recent_failures: 0,

@@ -1,8 +1,11 @@
 //! What the device offers: CPU from the scheduler's view of the process (`available_parallelism`,
 //! which honours cgroup quotas and affinity), memory from `/proc/meminfo`, storage from
-//! `statvfs` of the data dir. Bandwidth, power, region, zone and labels come from the config.
+//! `statvfs` of the data dir, power from `/sys/class/power_supply`. Bandwidth, region, zone and
+//! labels come from the config (which may also override everything detected).
 
 use std::path::Path;
+
+use cloudless_core::node::PowerSource;
 
 /// Detected capacity of the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -13,6 +16,8 @@ pub struct HostResources {
     pub memory_mib: u64,
     /// Storage available to the data dir's file system, in GiB.
     pub storage_gib: u64,
+    /// Power source, when it could be detected.
+    pub power: Option<PowerSource>,
 }
 
 /// Why the host's resources could not be read.
@@ -45,7 +50,8 @@ pub trait ResourceProbe: Send + Sync + 'static {
     fn probe(&self, data_dir: &Path) -> Result<HostResources, ResourceProbeError>;
 }
 
-/// The real probe: `available_parallelism`, `/proc/meminfo`, `statvfs(data_dir)`.
+/// The real probe: `available_parallelism`, `/proc/meminfo`, `statvfs(data_dir)`,
+/// `/sys/class/power_supply`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcResourceProbe;
 
@@ -73,8 +79,39 @@ impl ResourceProbe for ProcResourceProbe {
             cpu_millis,
             memory_mib,
             storage_gib: storage_bytes >> 30,
+            power: detect_power(Path::new("/sys/class/power_supply")),
         })
     }
+}
+
+/// The power source from a `power_supply` class directory: the first supply of type `Battery`
+/// that reports a capacity gives level and charging state (`Charging` or `Full`); with no
+/// battery the device runs on mains. `None` if the directory cannot be read.
+pub(crate) fn detect_power(class_dir: &Path) -> Option<PowerSource> {
+    let read = |p: &Path| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
+    let mut supplies: Vec<_> = std::fs::read_dir(class_dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    supplies.sort();
+    for dir in supplies {
+        if read(&dir.join("type")).as_deref() != Some("Battery") {
+            continue;
+        }
+        let Some(level) = read(&dir.join("capacity")).and_then(|c| c.parse::<u8>().ok()) else {
+            continue;
+        };
+        let charging = matches!(
+            read(&dir.join("status")).as_deref(),
+            Some("Charging" | "Full")
+        );
+        return Some(PowerSource::Battery {
+            level_percent: level.min(100),
+            charging,
+        });
+    }
+    Some(PowerSource::Mains)
 }
 
 /// `MemTotal` of a `/proc/meminfo` text, in KiB.
@@ -120,6 +157,45 @@ mod tests {
         assert!(parse_meminfo_total_kib("MemFree: 1 kB\n").is_err());
         assert!(parse_meminfo_total_kib("MemTotal: x kB\n").is_err());
         assert!(parse_meminfo_total_kib("MemTotal: 5 MB\n").is_err());
+    }
+
+    #[test]
+    fn power_from_a_fake_sysfs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let class = dir.path();
+        assert_eq!(detect_power(class), Some(PowerSource::Mains), "no supplies");
+        let ac = class.join("AC");
+        std::fs::create_dir(&ac).expect("mkdir");
+        std::fs::write(ac.join("type"), "Mains\n").expect("write");
+        assert_eq!(detect_power(class), Some(PowerSource::Mains));
+        let bat = class.join("BAT0");
+        std::fs::create_dir(&bat).expect("mkdir");
+        std::fs::write(bat.join("type"), "Battery\n").expect("write");
+        std::fs::write(bat.join("capacity"), "42\n").expect("write");
+        std::fs::write(bat.join("status"), "Discharging\n").expect("write");
+        assert_eq!(
+            detect_power(class),
+            Some(PowerSource::Battery {
+                level_percent: 42,
+                charging: false
+            })
+        );
+        std::fs::write(bat.join("status"), "Charging\n").expect("write");
+        std::fs::write(bat.join("capacity"), "250\n").expect("write");
+        assert_eq!(
+            detect_power(class),
+            Some(PowerSource::Battery {
+                level_percent: 100,
+                charging: true
+            })
+        );
+        std::fs::write(bat.join("capacity"), "lots\n").expect("write");
+        assert_eq!(
+            detect_power(class),
+            Some(PowerSource::Mains),
+            "unreadable level"
+        );
+        assert_eq!(detect_power(&class.join("missing")), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use cloudless::control::{
 use cloudless::runtime::FakeRuntime;
 use cloudless_core::clock::SystemClock;
 use cloudless_core::ids::{Generation, NodeId, ReplicaId, Revision, WorkloadId};
-use cloudless_core::node::{Liveness, NodeReport};
+use cloudless_core::node::{Liveness, NodeReport, PowerSource};
 use cloudless_core::replica::{Replica, ReplicaPhase};
 use cloudless_core::resources::Resources;
 use cloudless_core::runtime::{ContainerId, ContainerState};
@@ -198,6 +198,10 @@ pub fn deps(control: &TestControl, runtime: &FakeRuntime) -> AgentDeps {
             cpu_millis: 4000,
             memory_mib: 8192,
             storage_gib: 64,
+            power: Some(PowerSource::Battery {
+                level_percent: 80,
+                charging: true,
+            }),
         })),
     }
 }
