@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use cloudless_core::ids::{NodeId, ReplicaId, Revision};
@@ -118,13 +118,22 @@ fn io_err(path: &Path, op: &'static str, e: std::io::Error) -> StateError {
     }
 }
 
-/// Creates the data dir (0700) if missing.
+/// Creates the data dir (0700) if missing. An existing directory keeps its mode (it may be
+/// shared on purpose), but one open to other users is logged.
 pub(crate) fn ensure_dir(dir: &Path) -> Result<(), StateError> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| io_err(dir, "create directory", e))
+        .map_err(|e| io_err(dir, "create directory", e))?;
+    let mode = fs::metadata(dir)
+        .map_err(|e| io_err(dir, "stat directory", e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "agent data dir is accessible to other users; 0700 is recommended");
+    }
+    Ok(())
 }
 
 /// Loads the state of `node` from `dir`; no file means an empty state.
@@ -240,7 +249,6 @@ mod tests {
     use cloudless_core::ids::{Generation, WorkloadId};
     use cloudless_core::replica::ReplicaPhase;
     use cloudless_core::resources::Resources;
-    use std::os::unix::fs::PermissionsExt;
 
     fn state() -> AgentState {
         let replica = Replica {
