@@ -23,6 +23,7 @@ mod config;
 mod consensus;
 mod db;
 mod history;
+pub mod linearizability;
 mod log_store;
 mod network;
 mod profile;
