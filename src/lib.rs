@@ -14,6 +14,7 @@
 
 pub mod agent;
 pub mod control;
+pub mod coordinator;
 
 pub use cloudless_core as core;
 pub use cloudless_net as net;

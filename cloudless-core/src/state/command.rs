@@ -250,6 +250,46 @@ pub enum Command {
         id: String,
     },
 
+    // ---- control plane (coordinator) ----
+    /// Register a node under an id chosen by the caller: the id its agent already holds
+    /// (a harness that hands out ids, or a state restored from an older snapshot). The id must
+    /// never have been minted (`>= next_node_id`) and must not be revoked; the name must be
+    /// free. Registering an existing id under its own name acts like `RegisterNode`.
+    RegisterNodeAs {
+        /// The node's id.
+        node: NodeId,
+        /// Human name (unique).
+        name: NodeName,
+        /// Initial report.
+        report: NodeReport,
+    },
+    /// Revoke a node's identity: the id joins `revoked_nodes` (the transport refuses it and the
+    /// coordinators answer it with permission denied), and the node, if still present, is
+    /// removed as by `RemoveNode` (its replicas fail, releasing their reservations).
+    RevokeNode {
+        /// The node.
+        node: NodeId,
+        /// Why, for the security event.
+        #[serde(default)]
+        reason: String,
+    },
+    /// Remove join-token records that expired at or before `now_ms`.
+    PruneJoinTokens {
+        /// The proposer's wall clock (ms since the Unix epoch).
+        now_ms: u64,
+    },
+    /// Set a workload's observed generation and conditions (the counters are kept by the
+    /// ledger). A condition keeps its `since_ms` while its status stays the same; otherwise it
+    /// gets the command's time.
+    SetWorkloadStatus {
+        /// The workload.
+        workload: WorkloadId,
+        /// The generation the status describes (not ahead of the workload's).
+        observed_generation: Generation,
+        /// Conditions, at most one of each kind.
+        conditions: Vec<crate::workload::Condition>,
+    },
+
     // ---- events ----
     /// Record an event that no other command implies (e.g. a scheduling failure).
     RecordEvent {

@@ -63,6 +63,9 @@ pub struct ClusterState {
     pub events: VecDeque<Event>,
     /// Remembered idempotency keys with the result first returned, oldest first.
     pub idempotency: VecDeque<(String, CommandResult)>,
+    /// Node ids whose identity was revoked (never admitted again).
+    #[serde(default)]
+    pub revoked_nodes: std::collections::BTreeSet<NodeId>,
 }
 
 impl ClusterState {

@@ -153,6 +153,16 @@ fn dispatch(
             tokens::use_token(state, cx, id, secret_sha256)
         }
         Command::RevokeJoinToken { id } => tokens::revoke(state, cx, id),
+        Command::RegisterNodeAs { node, name, report } => {
+            nodes::register_as(state, cx, *node, name, report)
+        }
+        Command::RevokeNode { node, reason } => nodes::revoke(state, cx, *node, reason),
+        Command::PruneJoinTokens { now_ms } => tokens::prune(state, cx, *now_ms),
+        Command::SetWorkloadStatus {
+            workload,
+            observed_generation,
+            conditions,
+        } => workloads::set_status(state, cx, *workload, *observed_generation, conditions),
         Command::RecordEvent {
             category,
             severity,

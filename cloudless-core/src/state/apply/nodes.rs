@@ -259,3 +259,115 @@ pub(super) fn remove(
     );
     Ok(CommandResult::Done)
 }
+
+/// Registers a node under an id the caller chose (see `Command::RegisterNodeAs`).
+pub(super) fn register_as(
+    state: &mut ClusterState,
+    cx: &mut Ctx,
+    id: NodeId,
+    name: &NodeName,
+    report: &NodeReport,
+) -> Result<CommandResult, ApplyError> {
+    if state.revoked_nodes.contains(&id) {
+        return Err(ApplyError::NodeUnavailable {
+            node: id,
+            reason: "its identity is revoked".into(),
+        });
+    }
+    if let Some(existing) = state.nodes.get(&id) {
+        if existing.name != *name {
+            return Err(ApplyError::Invalid(format!(
+                "node {id} is registered as {}, not {name}",
+                existing.name
+            )));
+        }
+        return register(state, cx, name, report);
+    }
+    if id.get() < state.next_node_id {
+        return Err(ApplyError::Invalid(format!(
+            "node id {id} was minted before and its node removed; ids are never reused"
+        )));
+    }
+    if state.node_by_name(name.as_str()).is_some() {
+        return Err(ApplyError::AlreadyExists {
+            kind: crate::state::ObjectKind::Node,
+            key: name.to_string(),
+        });
+    }
+    state.next_node_id = id
+        .get()
+        .checked_add(1)
+        .ok_or_else(|| ApplyError::Invalid("node id space exhausted".into()))?;
+    state.nodes.insert(
+        id,
+        Node {
+            id,
+            name: name.clone(),
+            report: report.clone(),
+            taints: Vec::new(),
+            liveness: Liveness::Joining,
+            schedulability: Schedulability::default(),
+            registered_at_ms: cx.at_ms,
+            last_seen_ms: cx.at_ms,
+        },
+    );
+    cx.touch(Touched::Node(id));
+    cx.event(
+        EventCategory::Membership,
+        Severity::Info,
+        subject(name),
+        "NodeRegistered",
+        format!("node {name} registered as {id}"),
+    );
+    Ok(CommandResult::NodeRegistered { node: id })
+}
+
+/// Longest revocation reason accepted, in bytes.
+const MAX_REVOKE_REASON_LEN: usize = 512;
+
+/// Revokes a node's identity; removes the node if it is still present. Revoking a revoked,
+/// already removed node changes nothing.
+pub(super) fn revoke(
+    state: &mut ClusterState,
+    cx: &mut Ctx,
+    id: NodeId,
+    reason: &str,
+) -> Result<CommandResult, ApplyError> {
+    if reason.len() > MAX_REVOKE_REASON_LEN {
+        return Err(ApplyError::Invalid(format!(
+            "revocation reason must be at most {MAX_REVOKE_REASON_LEN} bytes"
+        )));
+    }
+    let present = state.nodes.get(&id).map(|n| n.name.clone());
+    if present.is_none() && id.get() >= state.next_node_id {
+        return Err(node_not_found(id));
+    }
+    if present.is_none() && state.revoked_nodes.contains(&id) {
+        return Ok(CommandResult::Done);
+    }
+    let who = match &present {
+        Some(name) => {
+            remove(state, cx, id)?;
+            format!("node {name} ({id})")
+        }
+        None => format!("node {id}"),
+    };
+    state.revoked_nodes.insert(id);
+    let subject = match &present {
+        Some(name) => subject(name),
+        None => format!("node/{id}"),
+    };
+    let why = if reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {reason}")
+    };
+    cx.event(
+        EventCategory::Security,
+        Severity::Warning,
+        subject,
+        "NodeRevoked",
+        format!("{who} revoked{why}"),
+    );
+    Ok(CommandResult::Done)
+}

@@ -148,3 +148,36 @@ pub(super) fn revoke(
     }
     Ok(CommandResult::Done)
 }
+
+/// Removes token records that expired at or before `now_ms`.
+pub(super) fn prune(
+    state: &mut ClusterState,
+    cx: &mut Ctx,
+    now_ms: u64,
+) -> Result<CommandResult, ApplyError> {
+    let expired: Vec<String> = state
+        .join_tokens
+        .values()
+        .filter(|t| t.expires_at_ms <= now_ms)
+        .map(|t| t.id.clone())
+        .collect();
+    if expired.is_empty() {
+        return Ok(CommandResult::Done);
+    }
+    for id in &expired {
+        state.join_tokens.remove(id);
+        cx.touch(Touched::JoinToken(id.clone()));
+    }
+    cx.event(
+        EventCategory::Security,
+        Severity::Info,
+        "token/*".to_owned(),
+        "JoinTokensPruned",
+        format!(
+            "{} expired token(s) removed: {}",
+            expired.len(),
+            expired.join(", ")
+        ),
+    );
+    Ok(CommandResult::Done)
+}

@@ -208,3 +208,70 @@ pub(super) fn delete(
     );
     Ok(CommandResult::Done)
 }
+
+/// Longest condition reason accepted, in bytes.
+const MAX_CONDITION_REASON_LEN: usize = 128;
+/// Longest condition message accepted, in bytes.
+const MAX_CONDITION_MESSAGE_LEN: usize = 4096;
+
+/// Sets the observed generation and the conditions. A condition whose status did not change
+/// keeps its `since_ms`; a new or flipped one gets the command's time.
+pub(super) fn set_status(
+    state: &mut ClusterState,
+    cx: &mut Ctx,
+    id: WorkloadId,
+    observed_generation: Generation,
+    conditions: &[crate::workload::Condition],
+) -> Result<CommandResult, ApplyError> {
+    let w = state
+        .workloads
+        .get_mut(&id)
+        .ok_or_else(|| workload_not_found(id))?;
+    if observed_generation > w.generation {
+        return Err(ApplyError::Invalid(format!(
+            "observed generation {observed_generation} is ahead of the workload's {}",
+            w.generation
+        )));
+    }
+    let mut kinds = std::collections::BTreeSet::new();
+    for c in conditions {
+        if !kinds.insert(c.kind) {
+            return Err(ApplyError::Invalid(format!(
+                "condition {:?} appears twice",
+                c.kind
+            )));
+        }
+        if c.reason.is_empty() || c.reason.len() > MAX_CONDITION_REASON_LEN {
+            return Err(ApplyError::Invalid(format!(
+                "condition reason must be 1..={MAX_CONDITION_REASON_LEN} bytes"
+            )));
+        }
+        if c.message.len() > MAX_CONDITION_MESSAGE_LEN {
+            return Err(ApplyError::Invalid(format!(
+                "condition message must be at most {MAX_CONDITION_MESSAGE_LEN} bytes"
+            )));
+        }
+    }
+    let mut next: Vec<crate::workload::Condition> = conditions
+        .iter()
+        .map(|c| {
+            let since_ms = w
+                .status
+                .conditions
+                .iter()
+                .find(|old| old.kind == c.kind && old.status == c.status)
+                .map_or(cx.at_ms, |old| old.since_ms);
+            crate::workload::Condition {
+                since_ms,
+                ..c.clone()
+            }
+        })
+        .collect();
+    next.sort_by_key(|c| c.kind);
+    if w.status.observed_generation != observed_generation || w.status.conditions != next {
+        w.status.observed_generation = observed_generation;
+        w.status.conditions = next;
+        cx.touch(Touched::Workload(id));
+    }
+    Ok(CommandResult::Done)
+}
