@@ -1017,3 +1017,295 @@ fn events_are_recorded_bounded_and_reported_as_changes() {
         ApplyError::Invalid(_)
     ));
 }
+
+// ---- control-plane commands ----
+
+fn register_as(node: u64, n: &str) -> Command {
+    Command::RegisterNodeAs {
+        node: NodeId(node),
+        name: name(n),
+        report: report(1000, 1024),
+    }
+}
+
+#[test]
+fn register_node_as_uses_the_given_id_and_moves_the_mint_past_it() {
+    let mut state = ClusterState::new();
+    let applied = ok(&mut state, register_as(7, "edge-7"));
+    assert_eq!(
+        applied.result,
+        CommandResult::NodeRegistered { node: NodeId(7) }
+    );
+    assert_eq!(change_keys(&applied)[0], s("node", "n7", true));
+    assert_eq!(state.nodes[&NodeId(7)].liveness, Liveness::Joining);
+    assert_eq!(state.next_node_id, 8);
+    assert_eq!(state.events.back().unwrap().reason, "NodeRegistered");
+    // A minted id is never handed out again.
+    let minted = ready_node(&mut state, "other", 1000, 1024);
+    assert_eq!(minted, NodeId(8));
+    // Same id and name again: a re-registration, keeps the id.
+    let again = ok(&mut state, register_as(7, "edge-7"));
+    assert_eq!(
+        again.result,
+        CommandResult::NodeRegistered { node: NodeId(7) }
+    );
+    assert_eq!(state.nodes.len(), 2);
+}
+
+#[test]
+fn register_node_as_refuses_reused_ids_taken_names_and_revoked_nodes() {
+    let mut state = ClusterState::new();
+    let a = ready_node(&mut state, "a", 1000, 1024);
+    // An id below the mint that is not present was removed: never reused.
+    ok(&mut state, Command::RemoveNode { node: a });
+    assert!(matches!(
+        rejected(&mut state, register_as(a.get(), "a")),
+        ApplyError::Invalid(_)
+    ));
+    ok(&mut state, register_as(5, "b"));
+    // Another name for an existing id.
+    assert!(matches!(
+        rejected(&mut state, register_as(5, "c")),
+        ApplyError::Invalid(_)
+    ));
+    // A fresh id under a taken name.
+    assert_eq!(
+        rejected(&mut state, register_as(9, "b")),
+        ApplyError::AlreadyExists {
+            kind: ObjectKind::Node,
+            key: "b".into()
+        }
+    );
+    ok(
+        &mut state,
+        Command::RevokeNode {
+            node: NodeId(5),
+            reason: String::new(),
+        },
+    );
+    assert!(matches!(
+        rejected(&mut state, register_as(5, "b")),
+        ApplyError::NodeUnavailable { .. }
+    ));
+    assert!(matches!(
+        rejected(&mut state, register_as(u64::MAX, "z")),
+        ApplyError::Invalid(_)
+    ));
+}
+
+#[test]
+fn revoke_node_removes_it_fails_its_replicas_and_records_a_security_event() {
+    let mut state = ClusterState::new();
+    let n = ready_node(&mut state, "edge", 1000, 1024);
+    let w = workload(&mut state, "web");
+    let r = assigned(&ok_assign(&mut state, w, &[(n, res(100, 64))]))[0];
+    let applied = ok(
+        &mut state,
+        Command::RevokeNode {
+            node: n,
+            reason: "stolen device".into(),
+        },
+    );
+    assert!(state.revoked_nodes.contains(&n));
+    assert!(!state.nodes.contains_key(&n));
+    assert_eq!(state.replicas[&r].phase, ReplicaPhase::Failed);
+    assert!(state.reserved.get(&n).is_none());
+    let keys = change_keys(&applied);
+    assert!(keys.contains(&s("node", &n.to_string(), false)));
+    let last = state.events.back().unwrap();
+    assert_eq!(last.category, EventCategory::Security);
+    assert_eq!(last.severity, Severity::Warning);
+    assert_eq!(last.reason, "NodeRevoked");
+    assert!(last.message.contains("stolen device"), "{}", last.message);
+    // Revoking again changes nothing (no event).
+    let events = state.events.len();
+    ok(
+        &mut state,
+        Command::RevokeNode {
+            node: n,
+            reason: String::new(),
+        },
+    );
+    assert_eq!(state.events.len(), events);
+}
+
+#[test]
+fn revoke_node_of_a_removed_node_and_unknown_ids() {
+    let mut state = ClusterState::new();
+    let n = ready_node(&mut state, "edge", 1000, 1024);
+    ok(&mut state, Command::RemoveNode { node: n });
+    ok(
+        &mut state,
+        Command::RevokeNode {
+            node: n,
+            reason: String::new(),
+        },
+    );
+    assert!(state.revoked_nodes.contains(&n));
+    assert_eq!(state.events.back().unwrap().subject, format!("node/{n}"));
+    // Never minted.
+    assert!(matches!(
+        rejected(
+            &mut state,
+            Command::RevokeNode {
+                node: NodeId(99),
+                reason: String::new()
+            }
+        ),
+        ApplyError::NotFound { .. }
+    ));
+    assert!(matches!(
+        rejected(
+            &mut state,
+            Command::RevokeNode {
+                node: n,
+                reason: "x".repeat(600)
+            }
+        ),
+        ApplyError::Invalid(_)
+    ));
+}
+
+#[test]
+fn prune_join_tokens_removes_only_expired_ones() {
+    let mut state = ClusterState::new();
+    let mut old = token("old", None);
+    old.expires_at_ms = NOW - 1;
+    let mut edge = token("edge", None);
+    edge.expires_at_ms = NOW;
+    for t in [old, edge, token("fresh", None)] {
+        ok(&mut state, Command::CreateJoinToken { token: t });
+    }
+    let applied = ok(&mut state, Command::PruneJoinTokens { now_ms: NOW });
+    assert_eq!(
+        state.join_tokens.keys().cloned().collect::<Vec<_>>(),
+        vec!["fresh".to_owned()]
+    );
+    let keys = change_keys(&applied);
+    assert!(keys.contains(&s("join token", "old", false)));
+    assert!(keys.contains(&s("join token", "edge", false)));
+    assert_eq!(state.events.back().unwrap().reason, "JoinTokensPruned");
+    // Nothing expired: applied, nothing changes.
+    let events = state.events.len();
+    let again = ok(&mut state, Command::PruneJoinTokens { now_ms: NOW });
+    assert!(again.changes.is_empty());
+    assert_eq!(state.events.len(), events);
+}
+
+fn cond(
+    kind: cloudless_core::workload::ConditionKind,
+    status: bool,
+    reason: &str,
+) -> cloudless_core::workload::Condition {
+    cloudless_core::workload::Condition {
+        kind,
+        status,
+        reason: reason.into(),
+        message: "m".into(),
+        since_ms: 42,
+    }
+}
+
+#[test]
+fn set_workload_status_stamps_since_on_flips_only() {
+    use cloudless_core::workload::ConditionKind::*;
+    let mut state = ClusterState::new();
+    let w = workload(&mut state, "web");
+    let set = |conditions| Command::SetWorkloadStatus {
+        workload: w,
+        observed_generation: Generation(1),
+        conditions,
+    };
+    let applied = apply(
+        &mut state,
+        &CommandEnvelope::new(
+            NOW,
+            set(vec![
+                cond(Unschedulable, true, "FailedScheduling"),
+                cond(Available, false, "MinimumReplicasUnavailable"),
+            ]),
+        ),
+    )
+    .unwrap();
+    assert_eq!(change_keys(&applied), vec![s("workload", "w1", true)]);
+    let st = &state.workloads[&w].status;
+    assert_eq!(st.observed_generation, Generation(1));
+    // Sorted by kind, stamped with the command's time.
+    assert_eq!(st.conditions[0].kind, Available);
+    assert!(st.conditions.iter().all(|c| c.since_ms == NOW));
+    // Available flips, Unschedulable stays: only the flipped one is re-stamped.
+    apply(
+        &mut state,
+        &CommandEnvelope::new(
+            NOW + 5,
+            set(vec![
+                cond(Available, true, "MinimumReplicasAvailable"),
+                cond(Unschedulable, true, "FailedScheduling"),
+            ]),
+        ),
+    )
+    .unwrap();
+    let st = &state.workloads[&w].status;
+    assert_eq!(st.conditions[0].since_ms, NOW + 5);
+    assert_eq!(st.conditions[1].since_ms, NOW);
+    // The same status again touches nothing.
+    let same = apply(
+        &mut state,
+        &CommandEnvelope::new(
+            NOW + 9,
+            set(vec![
+                cond(Available, true, "MinimumReplicasAvailable"),
+                cond(Unschedulable, true, "FailedScheduling"),
+            ]),
+        ),
+    )
+    .unwrap();
+    assert!(same.changes.is_empty());
+}
+
+#[test]
+fn set_workload_status_validates() {
+    use cloudless_core::workload::ConditionKind::*;
+    let mut state = ClusterState::new();
+    let w = workload(&mut state, "web");
+    let bad = |observed: u64, conditions| Command::SetWorkloadStatus {
+        workload: w,
+        observed_generation: Generation(observed),
+        conditions,
+    };
+    assert!(matches!(
+        rejected(&mut state, bad(2, vec![])),
+        ApplyError::Invalid(_)
+    ));
+    assert!(matches!(
+        rejected(
+            &mut state,
+            bad(
+                1,
+                vec![cond(Available, true, "a"), cond(Available, false, "b")]
+            )
+        ),
+        ApplyError::Invalid(_)
+    ));
+    assert!(matches!(
+        rejected(&mut state, bad(1, vec![cond(Available, true, "")])),
+        ApplyError::Invalid(_)
+    ));
+    let mut long = cond(Available, true, "a");
+    long.message = "x".repeat(5000);
+    assert!(matches!(
+        rejected(&mut state, bad(1, vec![long])),
+        ApplyError::Invalid(_)
+    ));
+    assert!(matches!(
+        rejected(
+            &mut state,
+            Command::SetWorkloadStatus {
+                workload: WorkloadId(99),
+                observed_generation: Generation(1),
+                conditions: vec![]
+            }
+        ),
+        ApplyError::NotFound { .. }
+    ));
+}
