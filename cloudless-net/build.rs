@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "../proto/cloudless/v1/rpc.proto",
         "../proto/cloudless/v1/types.proto",
+        "../proto/cloudless/v1/control.proto",
     ];
     println!("cargo:rerun-if-changed={dir}");
     for p in protos {

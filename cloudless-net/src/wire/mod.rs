@@ -5,6 +5,7 @@
 //! `TryFrom<wire> for core` with a typed [`WireError`] naming the offending field, because
 //! wire values come from the network.
 
+pub mod control;
 mod error;
 mod node;
 mod replica;
