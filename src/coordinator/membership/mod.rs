@@ -13,7 +13,7 @@
 //! passes in (`now` as time since an arbitrary origin). Nothing here reads a clock, sleeps or
 //! does I/O, so every decision is tested by asserting exact outputs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use cloudless_core::ids::NodeId;
@@ -69,6 +69,10 @@ pub struct FailureDetector {
     nodes: BTreeMap<NodeId, Track>,
     /// When the last throttled Down happened (or the throttle started), while throttled.
     throttle: Option<Duration>,
+    /// Nodes the throttle let go Down during the current mass silence: they still count as
+    /// silent members of it, so the share does not dip below the threshold just because the
+    /// first evictions shrank the live population.
+    episode: BTreeSet<NodeId>,
 }
 
 impl FailureDetector {
@@ -84,6 +88,7 @@ impl FailureDetector {
             throttled_down_interval: config.throttled_down_interval,
             nodes: BTreeMap::new(),
             throttle: None,
+            episode: BTreeSet::new(),
         }
     }
 
@@ -200,7 +205,9 @@ impl FailureDetector {
     /// `mass_silence_min_nodes`) silent past the suspect timeout: that smells of a problem on
     /// the coordinator's side, so the silent nodes go Suspect (their replicas keep counting)
     /// and only one per `throttled_down_interval` goes Down, longest-silent first; the first
-    /// such Down comes one interval after the silence began.
+    /// such Down comes one interval after the silence began. Nodes the throttle took Down keep
+    /// counting as part of the mass silence until they heartbeat again; the throttle ends when
+    /// the silent share falls to the threshold or no silent node is left to take Down.
     pub fn tick(&mut self, now: Duration) -> TickOutcome {
         let (suspect_after, down_after) = self.timeouts();
         let mut population = 0usize;
@@ -220,17 +227,24 @@ impl FailureDetector {
                 down_due.push((t.last_heard, *id));
             }
         }
+        let nodes = &self.nodes;
+        self.episode
+            .retain(|id| nodes.get(id).is_some_and(|t| t.view == Liveness::Down));
+        let evicted = self.episode.len();
+        let (silent_all, population_all) = (silent + evicted, population + evicted);
         let min = usize::try_from(self.mass_silence_min_nodes).unwrap_or(usize::MAX);
         let percent = usize::try_from(self.mass_silence_percent).unwrap_or(100);
-        let mass = silent >= min && silent.saturating_mul(100) > percent.saturating_mul(population);
+        let mass = silent_all >= min
+            && silent_all.saturating_mul(100) > percent.saturating_mul(population_all);
         let mut out = TickOutcome::default();
-        match (mass, self.throttle) {
+        match (mass && silent > 0, self.throttle) {
             (true, None) => {
                 self.throttle = Some(now);
-                out.throttle_started = Some((silent, population));
+                out.throttle_started = Some((silent_all, population_all));
             }
             (false, Some(_)) => {
                 self.throttle = None;
+                self.episode.clear();
                 out.throttle_ended = true;
             }
             _ => {}
@@ -244,6 +258,7 @@ impl FailureDetector {
                     && now.saturating_sub(last) >= self.throttled_down_interval
                 {
                     allowed.push(*first);
+                    self.episode.insert(*first);
                     self.throttle = Some(now);
                 }
             }
