@@ -25,6 +25,9 @@ pub struct RaftConsensusConfig {
     pub retained_changes: usize,
     /// Longest wait for a proposal (or membership change) to commit before `Unavailable`.
     pub propose_timeout: Duration,
+    /// Seed of this member's election timeout (`None`: openraft's OS-seeded draw). Tests set
+    /// it so elections follow the test's seed; see `docs/determinism.md`.
+    pub election_seed: Option<u64>,
 }
 
 impl RaftConsensusConfig {
@@ -39,6 +42,7 @@ impl RaftConsensusConfig {
             compaction: Compaction::default(),
             retained_changes: DEFAULT_RETAINED_CHANGES,
             propose_timeout: Duration::from_secs(5),
+            election_seed: None,
         }
     }
 
@@ -57,6 +61,12 @@ impl RaftConsensusConfig {
     /// Sets the watch history size.
     pub fn with_retained_changes(mut self, n: usize) -> Self {
         self.retained_changes = n;
+        self
+    }
+
+    /// Draws this member's election timeout from `seed` (and its id) instead of the OS RNG.
+    pub fn with_election_seed(mut self, seed: u64) -> Self {
+        self.election_seed = Some(seed);
         self
     }
 

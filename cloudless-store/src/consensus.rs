@@ -53,6 +53,11 @@ pub struct RaftConsensus {
     batcher: Batcher,
     hub: Arc<Hub>,
     config: RaftConsensusConfig,
+    /// Held by every handle; background tasks stop when the last handle is dropped.
+    _alive: Arc<()>,
+    /// Test-only: serve `state()` from the local applied state without a read-index.
+    #[cfg(feature = "fault-injection")]
+    stale_reads: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for RaftConsensus {
@@ -72,7 +77,12 @@ impl RaftConsensus {
         client: RpcClient,
         service: &RaftService,
     ) -> Result<Self, StartError> {
-        let raft_config = openraft_config(&config.cluster, config.timeouts, config.compaction)?;
+        let raft_config = openraft_config(
+            &config.cluster,
+            config.timeouts,
+            config.compaction,
+            config.election_seed.map(|seed| (seed, config.id.0)),
+        )?;
         let store = open_store(&config.data_dir, config.retained_changes)?;
         let network = RpcNetworkFactory::new(transport, client);
         let raft = Raft::new(
@@ -88,12 +98,25 @@ impl RaftConsensus {
             drop(raft.shutdown().await);
             return Err(StartError::ServiceInUse);
         }
+        let alive = Arc::new(());
+        if let Some(limit) = config.compaction.snapshot_log_bytes {
+            tokio::spawn(snapshot_by_size(
+                raft.clone(),
+                store.appended,
+                limit,
+                config.timeouts.heartbeat,
+                Arc::downgrade(&alive),
+            ));
+        }
         Ok(Self {
             id: config.id,
             batcher: Batcher::start(raft.clone(), write_error),
             raft,
             hub: store.hub,
             config,
+            _alive: alive,
+            #[cfg(feature = "fault-injection")]
+            stale_reads: Arc::default(),
         })
     }
 
@@ -122,6 +145,16 @@ impl RaftConsensus {
     /// or a deposed leader (a serializable read, like etcd's `--consistency=s`).
     pub fn local_state(&self) -> Arc<ClusterState> {
         Arc::clone(&self.hub.lock().state)
+    }
+
+    /// **Test-only fault injection** (feature `fault-injection`, off by default): when `on`,
+    /// `state()` skips the read-index and answers this member's local applied state, which
+    /// may be stale on a follower or a deposed leader. It exists to show that the
+    /// linearizability checker catches such a bug (`tests/linearizability.rs`).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_stale_reads(&self, on: bool) {
+        self.stale_reads
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// This member's id.
@@ -210,6 +243,33 @@ impl RaftConsensus {
     }
 }
 
+/// Size-based log compaction: every `every`, if more than `limit` bytes of log were appended
+/// since the last snapshot started, asks openraft for a snapshot (after which it purges the
+/// log behind it as for count-based snapshots). Ends when raft stops or every handle is gone.
+async fn snapshot_by_size(
+    raft: Raft,
+    appended: Arc<std::sync::atomic::AtomicU64>,
+    limit: u64,
+    every: std::time::Duration,
+    alive: std::sync::Weak<()>,
+) {
+    let mut metrics = raft.metrics();
+    loop {
+        tokio::time::sleep(every).await;
+        if alive.strong_count() == 0 || metrics.has_changed().is_err() {
+            return;
+        }
+        metrics.mark_unchanged();
+        if appended.load(std::sync::atomic::Ordering::Relaxed) > limit {
+            // The builder resets the count when it starts, so this fires once per crossing;
+            // a trigger while a snapshot is being built is ignored by openraft.
+            if raft.trigger().snapshot().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 fn fatal(f: Fatal<u64>) -> ConsensusError {
     match f {
         Fatal::Stopped => ConsensusError::Shutdown,
@@ -250,6 +310,10 @@ impl Consensus for RaftConsensus {
     }
 
     async fn state(&self) -> Result<Arc<ClusterState>, ConsensusError> {
+        #[cfg(feature = "fault-injection")]
+        if self.stale_reads.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(self.local_state());
+        }
         self.within("read index", self.read_index()).await??;
         Ok(Arc::clone(&self.hub.lock().state))
     }

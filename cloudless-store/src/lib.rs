@@ -29,6 +29,7 @@ mod network;
 mod profile;
 mod recover;
 mod server;
+pub mod snapshot;
 mod state_machine;
 mod store;
 mod types;
@@ -41,7 +42,7 @@ pub use log_store::RedbLogStore;
 pub use network::{
     APPEND_ENTRIES, FORMAT_CBOR, INSTALL_SNAPSHOT, PeerClient, RpcNetworkFactory, VOTE,
 };
-pub use profile::{Compaction, MAX_SNAPSHOT_CHUNK_BYTES, Timeouts};
+pub use profile::{Compaction, DEFAULT_SNAPSHOT_LOG_BYTES, MAX_SNAPSHOT_CHUNK_BYTES, Timeouts};
 pub use recover::{RecoverError, recover_as_single_member};
 pub use server::RaftService;
 pub use state_machine::{RedbStateMachine, SNAPSHOT_FORMAT_VERSION};

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::RangeBounds;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, OptionalSend, RaftLogReader, StorageIOError, Vote};
@@ -24,6 +25,8 @@ use crate::writer::{Op, Writer};
 pub struct RedbLogStore {
     db: Arc<Database>,
     writer: Writer,
+    /// Bytes of log entries appended since the state machine last started a snapshot.
+    appended: Arc<AtomicU64>,
 }
 
 impl Debug for RedbLogStore {
@@ -45,8 +48,12 @@ fn write_msg(e: String) -> StorageError {
 }
 
 impl RedbLogStore {
-    pub(crate) fn new(db: Arc<Database>, writer: Writer) -> Self {
-        Self { db, writer }
+    pub(crate) fn new(db: Arc<Database>, writer: Writer, appended: Arc<AtomicU64>) -> Self {
+        Self {
+            db,
+            writer,
+            appended,
+        }
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
@@ -160,9 +167,13 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
         I::IntoIter: OptionalSend,
     {
         let mut encoded = Vec::new();
+        let mut bytes = 0;
         for entry in entries {
-            encoded.push((entry.log_id.index, encode(&entry).map_err(write_err)?));
+            let e = encode(&entry).map_err(write_err)?;
+            bytes += e.len() as u64;
+            encoded.push((entry.log_id.index, e));
         }
+        self.appended.fetch_add(bytes, Ordering::Relaxed);
         self.writer.append(encoded, callback);
         Ok(())
     }

@@ -7,20 +7,16 @@
 //! by the old cluster but not known here as committed are lost — this is the operator's
 //! explicit choice when a majority is gone for good.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use cloudless_core::ids::{NodeId, Revision};
 use cloudless_core::state::apply;
 use openraft::storage::RaftLogStorage;
-use openraft::{BasicNode, EntryPayload, Membership, RaftLogReader, SnapshotMeta, Vote};
+use openraft::{EntryPayload, RaftLogReader};
 
-use crate::db::{
-    KEY_COMMITTED, KEY_PURGED, KEY_SNAPSHOT, KEY_VOTE, LOG, META, OpenError, SNAPSHOT,
-};
-use crate::state_machine::{SNAPSHOT_FORMAT_VERSION, SnapshotBody, StoredSnapshot};
+use crate::db::OpenError;
+use crate::snapshot::write_single_member;
 use crate::store::open_store;
-use crate::types::{StoredMembership, encode};
 
 /// Why a data directory could not be recovered.
 #[derive(Debug, thiserror::Error)]
@@ -74,42 +70,6 @@ pub async fn recover_as_single_member(
         ));
     };
     let revision = state.revision;
-    let membership = Membership::new(
-        vec![BTreeSet::from([id.0])],
-        BTreeMap::from([(id.0, BasicNode::new(address))]),
-    );
-    let data = encode(&SnapshotBody {
-        format: SNAPSHOT_FORMAT_VERSION,
-        state,
-    })
-    .map_err(storage)?;
-    let snapshot = StoredSnapshot {
-        meta: SnapshotMeta {
-            last_log_id: Some(last),
-            last_membership: StoredMembership::new(Some(last), membership),
-            snapshot_id: format!("recovered-{}-{}", last.leader_id, last.index),
-        },
-        data,
-    };
-    let snapshot = encode(&snapshot).map_err(storage)?;
-    let purged = encode(&last).map_err(storage)?;
-    let committed = encode(&Some(last)).map_err(storage)?;
-    let vote = encode(&Vote::new(last.leader_id.term, id.0)).map_err(storage)?;
-    let db = store.state_machine.db();
-    let txn = db.begin_write().map_err(storage)?;
-    {
-        let mut log = txn.open_table(LOG).map_err(storage)?;
-        log.retain_in(0u64.., |_, _| false).map_err(storage)?;
-        let mut meta = txn.open_table(META).map_err(storage)?;
-        meta.insert(KEY_PURGED, purged.as_slice())
-            .map_err(storage)?;
-        meta.insert(KEY_COMMITTED, committed.as_slice())
-            .map_err(storage)?;
-        meta.insert(KEY_VOTE, vote.as_slice()).map_err(storage)?;
-        let mut snap = txn.open_table(SNAPSHOT).map_err(storage)?;
-        snap.insert(KEY_SNAPSHOT, snapshot.as_slice())
-            .map_err(storage)?;
-    }
-    txn.commit().map_err(storage)?;
+    write_single_member(&store, state, last, id, address).map_err(RecoverError::Storage)?;
     Ok(revision)
 }

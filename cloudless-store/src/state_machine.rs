@@ -110,6 +110,9 @@ pub struct RedbStateMachine {
     db: Arc<Database>,
     hub: Arc<Hub>,
     snapshots_built: Arc<AtomicU64>,
+    /// Log bytes appended since the last snapshot started (shared with the log store; reset
+    /// here, read by the size-based snapshot trigger).
+    appended: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RedbStateMachine {
@@ -124,17 +127,20 @@ impl RedbStateMachine {
         &self.db
     }
 
-    pub(crate) fn new(db: Arc<Database>, hub: Arc<Hub>) -> Self {
+    pub(crate) fn new(db: Arc<Database>, hub: Arc<Hub>, appended: Arc<AtomicU64>) -> Self {
         Self {
             db,
             hub,
             snapshots_built: Arc::new(AtomicU64::new(0)),
+            appended,
         }
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for RedbStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        // Entries appended from now on are not in this snapshot; count them afresh.
+        self.appended.store(0, Ordering::Relaxed);
         let (state, last_log_id, last_membership) = {
             let a = self.hub.lock();
             (

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use cloudless_core::state::ClusterState;
 
@@ -27,6 +28,8 @@ pub struct OpenedStore {
     /// The state machine and its snapshots.
     pub state_machine: RedbStateMachine,
     pub(crate) hub: Arc<Hub>,
+    /// Log bytes appended since the last snapshot started.
+    pub(crate) appended: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for OpenedStore {
@@ -65,13 +68,15 @@ pub fn open_store(dir: &Path, retained_changes: usize) -> Result<OpenedStore, Op
     let db = db::open(dir)?;
     let (state, last_applied, membership) = restored_state(&dir.join(DATA_FILE), &*db)?;
     let hub = new_hub(state, last_applied, membership, retained_changes);
+    let appended = Arc::new(AtomicU64::new(0));
     let writer = Writer::start(&db).map_err(|source| OpenError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
     Ok(OpenedStore {
-        log: RedbLogStore::new(Arc::clone(&db), writer),
-        state_machine: RedbStateMachine::new(db, Arc::clone(&hub)),
+        log: RedbLogStore::new(Arc::clone(&db), writer, Arc::clone(&appended)),
+        state_machine: RedbStateMachine::new(db, Arc::clone(&hub), Arc::clone(&appended)),
         hub,
+        appended,
     })
 }

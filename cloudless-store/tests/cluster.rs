@@ -126,6 +126,7 @@ async fn a_lagging_member_catches_up_by_snapshot() {
             keep_behind_snapshot: 0,
             // Small chunks: the snapshot crosses the network in many InstallSnapshot calls.
             snapshot_chunk_bytes: 512,
+            snapshot_log_bytes: None,
         })
     });
     let mut c = Cluster::start_with(3, 14, tweak).await;

@@ -56,6 +56,8 @@ pub struct Cluster {
     pub dir: TempDir,
     pub members: BTreeMap<u64, Member>,
     tweak: Tweak,
+    /// The run's seed: network faults and every member's election timeout follow it.
+    seed: u64,
 }
 
 impl Cluster {
@@ -65,11 +67,17 @@ impl Cluster {
     }
 
     pub async fn start_with(n: u64, seed: u64, tweak: Tweak) -> Self {
+        Self::start_in(n, seed, tweak, TempDir::new().unwrap()).await
+    }
+
+    /// Like [`Self::start_with`], with the members' data under `dir`.
+    pub async fn start_in(n: u64, seed: u64, tweak: Tweak, dir: TempDir) -> Self {
         let mut cluster = Self {
             net: MemNetwork::new(seed),
-            dir: TempDir::new().unwrap(),
+            dir,
             members: BTreeMap::new(),
             tweak,
+            seed,
         };
         for id in 1..=n {
             cluster.start_member(id).await;
@@ -82,6 +90,18 @@ impl Cluster {
         cluster
     }
 
+    /// A cluster with no members yet (start them with [`Self::start_member`]), its data
+    /// under `dir`.
+    pub fn empty(seed: u64, dir: TempDir) -> Self {
+        Self {
+            net: MemNetwork::new(seed),
+            dir,
+            members: BTreeMap::new(),
+            tweak: Arc::new(|c| c),
+            seed,
+        }
+    }
+
     /// Starts (or restarts, from its files) member `id`.
     pub async fn start_member(&mut self, id: u64) {
         let transport = Arc::new(self.net.endpoint(identity(id, Role::Coordinator)));
@@ -92,7 +112,8 @@ impl Cluster {
         let config =
             RaftConsensusConfig::new(NodeId(id), CLUSTER, self.dir.path().join(format!("n{id}")))
                 .with_timeouts(test_timeouts())
-                .with_propose_timeout(Duration::from_secs(3));
+                .with_propose_timeout(Duration::from_secs(3))
+                .with_election_seed(self.seed);
         let config = (self.tweak)(config);
         // A crashed member's file may still be held by its stopping tasks for a moment.
         let deadline = Instant::now() + Duration::from_secs(10);
