@@ -30,3 +30,4 @@ pub mod containerd;
 pub mod oci;
 pub mod supervisor;
 pub use containerd::{ContainerdConfig, ContainerdRuntime};
+pub mod busybox;
