@@ -30,4 +30,8 @@ pub mod containerd;
 pub mod oci;
 pub mod supervisor;
 pub use containerd::{ContainerdConfig, ContainerdRuntime};
+pub mod process;
+pub use process::{ProcessConfig, ProcessRuntime};
+pub mod chain;
+pub use chain::ChainRuntime;
 pub mod busybox;
