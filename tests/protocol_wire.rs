@@ -235,12 +235,12 @@ fn invalid_messages_name_the_field() {
     });
     a.liveness = 0;
     assert_eq!(
-        ack_from_wire(a.clone()).unwrap_err(),
+        ack_from_wire(a).unwrap_err(),
         MessageError::Wire(WireError::missing("liveness"))
     );
     a.liveness = 99;
     assert!(matches!(
-        ack_from_wire(a.clone()).unwrap_err(),
+        ack_from_wire(a).unwrap_err(),
         MessageError::Wire(WireError::UnknownEnum { ref field, value: 99 }) if field == "liveness"
     ));
     a.liveness = pb::Liveness::Ready as i32;

@@ -19,6 +19,7 @@ use cloudless_core::workload::{EnvVar, WorkloadSpec};
 
 /// One call the double received, with the node it was made for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // A test record; size does not matter.
 pub(crate) enum Call {
     Heartbeat(NodeId, NodeReport),
     Assignments(NodeId),
