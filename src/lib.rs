@@ -15,6 +15,7 @@
 pub mod agent;
 pub mod control;
 pub mod coordinator;
+pub mod fabric;
 pub mod protocol;
 
 pub use cloudless_core as core;

@@ -1,0 +1,389 @@
+//! [`FabricBuilder`]: roles, blocks, defaults, validation, and starting the roles.
+
+use std::sync::Arc;
+
+use cloudless_core::clock::{Clock, SystemClock};
+use cloudless_core::consensus::Consensus;
+use cloudless_core::ids::NodeId;
+use cloudless_core::object_store::ObjectStore;
+use cloudless_core::runtime::Runtime;
+use cloudless_core::scheduler::Scheduler;
+use cloudless_core::secret_store::SecretStore;
+use cloudless_core::transport::{Role, Transport};
+use cloudless_net::{Router, RpcConfig, RpcEndpoint};
+use cloudless_sched::{SchedulerConfig, WeightedScheduler};
+
+use super::{Fabric, FabricError, FabricHandle};
+use crate::agent::{Agent, AgentConfig, AgentDeps, ProcResourceProbe, ResourceProbe};
+use crate::control::ControlPlane;
+use crate::coordinator::{Coordinator, CoordinatorConfig, CoordinatorDeps};
+use crate::protocol::{CoordinatorAddr, RpcControlConfig, RpcControlPlane, register_control};
+
+/// Collects roles and building blocks; [`build`](FabricBuilder::build) validates them.
+///
+/// Every block setter takes any implementation of the block's trait and erases it to
+/// `Arc<dyn Trait>`; the `*_shared` variants take an `Arc` the caller keeps using.
+#[derive(Default)]
+pub struct FabricBuilder {
+    node: Option<NodeId>,
+    coordinator: Option<CoordinatorConfig>,
+    agent: Option<AgentConfig>,
+    consensus: Option<Arc<dyn Consensus>>,
+    scheduler: Option<Arc<dyn Scheduler>>,
+    transport: Option<Arc<dyn Transport>>,
+    runtime: Option<Arc<dyn Runtime>>,
+    object_store: Option<Arc<dyn ObjectStore>>,
+    secret_store: Option<Arc<dyn SecretStore>>,
+    clock: Option<Arc<dyn Clock>>,
+    resources: Option<Arc<dyn ResourceProbe>>,
+    coordinators: Vec<CoordinatorAddr>,
+    router: Option<Router>,
+    rpc: RpcConfig,
+    control: RpcControlConfig,
+}
+
+impl std::fmt::Debug for FabricBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FabricBuilder")
+            .field("node", &self.node)
+            .field("coordinator", &self.coordinator)
+            .field("agent", &self.agent)
+            .field("coordinators", &self.coordinators)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The coordinator role's config and blocks.
+type CoordinatorRole = (CoordinatorConfig, Arc<dyn Consensus>, Arc<dyn Scheduler>);
+/// The agent role's config and blocks.
+type AgentRole = (AgentConfig, Arc<dyn Runtime>, Arc<dyn ResourceProbe>);
+
+/// What `build` validated and `start` runs.
+pub(super) struct Plan {
+    pub(super) node: NodeId,
+    pub(super) coordinator: Option<CoordinatorRole>,
+    pub(super) agent: Option<AgentRole>,
+    transport: Option<Arc<dyn Transport>>,
+    object_store: Option<Arc<dyn ObjectStore>>,
+    secret_store: Option<Arc<dyn SecretStore>>,
+    clock: Arc<dyn Clock>,
+    coordinators: Vec<CoordinatorAddr>,
+    router: Router,
+    rpc: RpcConfig,
+    control: RpcControlConfig,
+}
+
+impl FabricBuilder {
+    /// Runs the coordinator role with `config`.
+    pub fn coordinator(mut self, config: CoordinatorConfig) -> Self {
+        self.coordinator = Some(config);
+        self
+    }
+
+    /// Runs the agent role with `config`.
+    pub fn agent(mut self, config: AgentConfig) -> Self {
+        self.agent = Some(config);
+        self
+    }
+
+    /// This node's id. Defaults to the transport's identity; required without a transport.
+    pub fn node(mut self, node: NodeId) -> Self {
+        self.node = Some(node);
+        self
+    }
+
+    /// The replicated cluster state (coordinator role; required, no in-memory default).
+    pub fn consensus(self, consensus: impl Consensus) -> Self {
+        self.consensus_shared(Arc::new(consensus))
+    }
+
+    /// [`consensus`](Self::consensus) from a shared handle.
+    pub fn consensus_shared(mut self, consensus: Arc<dyn Consensus>) -> Self {
+        self.consensus = Some(consensus);
+        self
+    }
+
+    /// Placement (coordinator role; default `WeightedScheduler` with default weights).
+    pub fn scheduler(mut self, scheduler: impl Scheduler) -> Self {
+        self.scheduler = Some(Arc::new(scheduler));
+        self
+    }
+
+    /// The cluster transport: the coordinator role serves the control protocol on it; an
+    /// agent without an in-process coordinator calls the coordinators through it.
+    pub fn transport(self, transport: impl Transport) -> Self {
+        self.transport_shared(Arc::new(transport))
+    }
+
+    /// [`transport`](Self::transport) from a shared handle.
+    pub fn transport_shared(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// The container runtime (agent role; required).
+    pub fn runtime(self, runtime: impl Runtime) -> Self {
+        self.runtime_shared(Arc::new(runtime))
+    }
+
+    /// [`runtime`](Self::runtime) from a shared handle.
+    pub fn runtime_shared(mut self, runtime: Arc<dyn Runtime>) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// Object storage; without one the Fabric does not offer it.
+    pub fn object_store(mut self, store: impl ObjectStore) -> Self {
+        self.object_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Secret storage; without one the Fabric does not offer it.
+    pub fn secret_store(mut self, store: impl SecretStore) -> Self {
+        self.secret_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Wall-clock time (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// How the agent reads its host's capacity (default: `/proc` and `statvfs`).
+    pub fn resources(mut self, probe: impl ResourceProbe) -> Self {
+        self.resources = Some(Arc::new(probe));
+        self
+    }
+
+    /// A coordinator the agent may call (agent role without an in-process coordinator).
+    /// Call once per coordinator.
+    pub fn coordinator_addr(mut self, node: NodeId, addr: impl Into<String>) -> Self {
+        self.coordinators.push(CoordinatorAddr::new(node, addr));
+        self
+    }
+
+    /// Further RPC methods to serve on the transport next to the control protocol (e.g. the
+    /// raft service of a consensus member sharing the transport).
+    pub fn router(mut self, router: Router) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// RPC endpoint settings (default: `RpcConfig::default()`).
+    pub fn rpc_config(mut self, config: RpcConfig) -> Self {
+        self.rpc = config;
+        self
+    }
+
+    /// The agent's control-call settings towards remote coordinators.
+    pub fn control_config(mut self, config: RpcControlConfig) -> Self {
+        self.control = config;
+        self
+    }
+
+    /// Validates the roles and blocks and fills the defaults. Errors name what is missing.
+    pub fn build(self) -> Result<Fabric, FabricError> {
+        let has_coordinator = self.coordinator.is_some();
+        let has_agent = self.agent.is_some();
+        if !has_coordinator && !has_agent {
+            return Err(FabricError::NoRole);
+        }
+        let node = self.node_id()?;
+        if let Some(t) = &self.transport {
+            let want = if has_coordinator {
+                Role::Coordinator
+            } else {
+                Role::Agent
+            };
+            if t.local().role != want {
+                return Err(FabricError::Identity(format!(
+                    "the transport is {}, but a {want} identity is needed for the roles of this process",
+                    t.local()
+                )));
+            }
+        }
+        let coordinator = match self.coordinator {
+            None => None,
+            Some(config) => {
+                let consensus = self.consensus.ok_or(FabricError::Missing {
+                    role: "coordinator",
+                    block: "consensus",
+                    hint: "pass the cluster's Consensus (e.g. RaftConsensus); there is no in-memory default outside tests",
+                })?;
+                if !has_agent && self.transport.is_none() {
+                    return Err(FabricError::Missing {
+                        role: "coordinator",
+                        block: "transport",
+                        hint: "agents in other processes reach the coordinator through a Transport",
+                    });
+                }
+                let scheduler = match self.scheduler {
+                    Some(s) => s,
+                    None => Arc::new(
+                        WeightedScheduler::new(SchedulerConfig::default())
+                            .map_err(|e| FabricError::Scheduler(e.to_string()))?,
+                    ),
+                };
+                Some((config, consensus, scheduler))
+            }
+        };
+        let agent = match self.agent {
+            None => None,
+            Some(config) => {
+                let runtime = self.runtime.ok_or(FabricError::Missing {
+                    role: "agent",
+                    block: "runtime",
+                    hint: "pass a container Runtime (e.g. ContainerdRuntime)",
+                })?;
+                if coordinator.is_none() {
+                    if self.transport.is_none() {
+                        return Err(FabricError::Missing {
+                            role: "agent",
+                            block: "transport",
+                            hint: "without an in-process coordinator the agent calls the coordinators through a Transport",
+                        });
+                    }
+                    if self.coordinators.is_empty() {
+                        return Err(FabricError::Missing {
+                            role: "agent",
+                            block: "coordinator_addr",
+                            hint: "name every coordinator the agent may call",
+                        });
+                    }
+                }
+                let resources = self
+                    .resources
+                    .unwrap_or_else(|| Arc::new(ProcResourceProbe));
+                Some((config, runtime, resources))
+            }
+        };
+        Ok(Fabric {
+            plan: Plan {
+                node,
+                coordinator,
+                agent,
+                transport: self.transport,
+                object_store: self.object_store,
+                secret_store: self.secret_store,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                coordinators: self.coordinators,
+                router: self.router.unwrap_or_default(),
+                rpc: self.rpc,
+                control: self.control,
+            },
+        })
+    }
+
+    fn node_id(&self) -> Result<NodeId, FabricError> {
+        match (self.node, &self.transport) {
+            (Some(n), Some(t)) if t.local().node != n => Err(FabricError::Identity(format!(
+                "node {} was set, but the transport is {}",
+                n.get(),
+                t.local()
+            ))),
+            (Some(n), _) => Ok(n),
+            (None, Some(t)) => Ok(t.local().node),
+            (None, None) => Err(FabricError::Missing {
+                role: if self.coordinator.is_some() {
+                    "coordinator"
+                } else {
+                    "agent"
+                },
+                block: "node",
+                hint: "set the node id (it comes from the transport's identity when there is one)",
+            }),
+        }
+    }
+}
+
+/// Starts the roles of a validated plan (see [`Fabric::start`]).
+pub(super) async fn start(plan: Plan) -> Result<FabricHandle, FabricError> {
+    let Plan {
+        node,
+        coordinator,
+        agent,
+        transport,
+        object_store,
+        secret_store,
+        clock,
+        coordinators,
+        mut router,
+        rpc,
+        control,
+    } = plan;
+    let mut handle = FabricHandle {
+        node,
+        coordinator: None,
+        agent: None,
+        endpoint: None,
+        control: None,
+        consensus: None,
+        object_store,
+        secret_store,
+    };
+    if let Some((config, consensus, scheduler)) = coordinator {
+        let deps = CoordinatorDeps {
+            node,
+            consensus: Arc::clone(&consensus),
+            scheduler,
+            clock: Arc::clone(&clock),
+        };
+        let c = Coordinator::start(config, deps).await?;
+        handle.control = Some(c.control_plane());
+        handle.consensus = Some(consensus);
+        handle.coordinator = Some(c);
+    }
+    if let Some(t) = &transport {
+        if let Some(cp) = &handle.control {
+            register_control(&mut router, Arc::clone(cp));
+        }
+        match RpcEndpoint::start(Arc::clone(t), router, rpc) {
+            Ok(ep) => handle.endpoint = Some(ep),
+            Err(e) => {
+                handle.shutdown().await;
+                return Err(e.into());
+            }
+        }
+    }
+    if let Some((config, runtime, resources)) = agent {
+        let control: Arc<dyn ControlPlane> = match (&handle.control, &transport, &handle.endpoint) {
+            (Some(local), _, _) => Arc::clone(local),
+            (None, Some(t), Some(ep)) => {
+                match RpcControlPlane::new(Arc::clone(t), ep.client(), coordinators, control) {
+                    Ok(cp) => Arc::new(cp),
+                    Err(e) => {
+                        handle.shutdown().await;
+                        return Err(e.into());
+                    }
+                }
+            }
+            _ => {
+                handle.shutdown().await;
+                return Err(FabricError::Missing {
+                    role: "agent",
+                    block: "transport",
+                    hint: "without an in-process coordinator the agent calls the coordinators through a Transport",
+                });
+            }
+        };
+        let deps = AgentDeps {
+            node,
+            control: Arc::clone(&control),
+            runtime,
+            clock,
+            resources,
+        };
+        match Agent::start(config, deps).await {
+            Ok(a) => {
+                handle.agent = Some(a);
+                handle.control = Some(control);
+            }
+            Err(e) => {
+                handle.shutdown().await;
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(handle)
+}

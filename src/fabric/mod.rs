@@ -1,0 +1,157 @@
+//! The `Fabric`: the building blocks wired into a coordinator, an agent, or both in one
+//! process.
+//!
+//! ```text
+//!  Fabric::builder()
+//!     .coordinator(CoordinatorConfig) .agent(AgentConfig)            roles (one or both)
+//!     .consensus(..) .scheduler(..) .transport(..) .runtime(..)      the six blocks, any impl,
+//!     .object_store(..) .secret_store(..) .clock(..)                 erased to Arc<dyn Trait>
+//!     .build()?          ── defaults + typed FabricError naming what is missing
+//!     .start().await?    ── FabricHandle
+//!
+//!  coordinator role: Coordinator::start ─control_plane─┬─▶ register_control on the transport's
+//!                                                      │   Router (remote agents, RPC)
+//!  agent role:       Agent::start ◀─in-process─────────┘   (both roles in one process)
+//!                                ◀─RpcControlPlane──────── (agent only: to the coordinators)
+//! ```
+//!
+//! Defaults are safe (DESIGN §8): the scheduler defaults to `WeightedScheduler`, the clock to
+//! the system clock, the agent's resource probe to `/proc` + `statvfs`. Nothing that stores data
+//! defaults to an in-memory implementation: a coordinator without a `consensus` is an error
+//! (tests pass `MemConsensus` explicitly), and a Fabric without an object or secret store does
+//! not offer those features. Design record: `docs/design/fabric.md`.
+
+mod builder;
+mod error;
+
+use std::sync::Arc;
+
+use cloudless_core::consensus::Consensus;
+use cloudless_core::ids::NodeId;
+use cloudless_core::object_store::ObjectStore;
+use cloudless_core::secret_store::SecretStore;
+use cloudless_net::{RpcClient, RpcEndpoint};
+
+pub use builder::FabricBuilder;
+pub use error::FabricError;
+
+use crate::agent::{AgentHandle, AgentSnapshot};
+use crate::control::ControlPlane;
+use crate::coordinator::CoordinatorHandle;
+
+/// A built, not yet started Fabric: validated roles and blocks. [`start`](Fabric::start) runs it.
+pub struct Fabric {
+    plan: builder::Plan,
+}
+
+impl std::fmt::Debug for Fabric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fabric")
+            .field("node", &self.plan.node)
+            .field("coordinator", &self.plan.coordinator.is_some())
+            .field("agent", &self.plan.agent.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fabric {
+    /// A builder with no roles and no blocks.
+    pub fn builder() -> FabricBuilder {
+        FabricBuilder::default()
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> NodeId {
+        self.plan.node
+    }
+
+    /// Starts the roles: the coordinator first (its control plane is served on the transport's
+    /// RPC router and handed to an in-process agent), then the RPC endpoint, then the agent.
+    /// Must run inside a tokio runtime. On failure everything started so far is stopped.
+    pub async fn start(self) -> Result<FabricHandle, FabricError> {
+        builder::start(self.plan).await
+    }
+}
+
+/// A running Fabric.
+pub struct FabricHandle {
+    node: NodeId,
+    coordinator: Option<CoordinatorHandle>,
+    agent: Option<AgentHandle>,
+    endpoint: Option<RpcEndpoint>,
+    control: Option<Arc<dyn ControlPlane>>,
+    consensus: Option<Arc<dyn Consensus>>,
+    object_store: Option<Arc<dyn ObjectStore>>,
+    secret_store: Option<Arc<dyn SecretStore>>,
+}
+
+impl std::fmt::Debug for FabricHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FabricHandle")
+            .field("node", &self.node)
+            .field("coordinator", &self.coordinator)
+            .field("agent", &self.agent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FabricHandle {
+    /// This node's id.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// The coordinator, when this process runs the coordinator role.
+    pub fn coordinator(&self) -> Option<&CoordinatorHandle> {
+        self.coordinator.as_ref()
+    }
+
+    /// The agent, when this process runs the agent role.
+    pub fn agent(&self) -> Option<&AgentHandle> {
+        self.agent.as_ref()
+    }
+
+    /// What the agent currently knows, when this process runs the agent role.
+    pub fn agent_snapshot(&self) -> Option<AgentSnapshot> {
+        self.agent.as_ref().map(AgentHandle::snapshot)
+    }
+
+    /// The control plane the agent uses (in-process or RPC); the coordinator's own for a
+    /// coordinator-only process.
+    pub fn control_plane(&self) -> Option<Arc<dyn ControlPlane>> {
+        self.control.clone()
+    }
+
+    /// The cluster state, when this process runs the coordinator role.
+    pub fn consensus(&self) -> Option<Arc<dyn Consensus>> {
+        self.consensus.clone()
+    }
+
+    /// The object store, if one was configured (otherwise the feature is not offered).
+    pub fn object_store(&self) -> Option<Arc<dyn ObjectStore>> {
+        self.object_store.clone()
+    }
+
+    /// The secret store, if one was configured (otherwise the feature is not offered).
+    pub fn secret_store(&self) -> Option<Arc<dyn SecretStore>> {
+        self.secret_store.clone()
+    }
+
+    /// A client of the RPC endpoint on the transport, when a transport was configured.
+    pub fn rpc_client(&self) -> Option<RpcClient> {
+        self.endpoint.as_ref().map(RpcEndpoint::client)
+    }
+
+    /// Stops gracefully: the agent first (its containers keep running, a restarted agent adopts
+    /// them), then the coordinator's tasks, then the RPC endpoint. The consensus, stores and
+    /// runtime are the caller's and are not shut down.
+    pub async fn shutdown(mut self) {
+        if let Some(agent) = self.agent.take() {
+            agent.shutdown().await;
+        }
+        if let Some(coordinator) = self.coordinator.take() {
+            coordinator.shutdown().await;
+        }
+        drop(self.endpoint.take());
+    }
+}
