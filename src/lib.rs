@@ -13,6 +13,8 @@
 //! ```
 
 pub mod agent;
+pub mod api;
+pub mod client;
 pub mod control;
 pub mod coordinator;
 pub mod fabric;
@@ -23,3 +25,5 @@ pub use cloudless_net as net;
 pub use cloudless_runtime as runtime;
 pub use cloudless_sched as sched;
 pub use cloudless_store as store;
+
+pub use client::Client;
