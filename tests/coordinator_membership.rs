@@ -334,3 +334,40 @@ async fn revoked_and_removed_nodes_are_refused() {
     assert_eq!(security, vec!["NodeRevoked"]);
     c.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn join_tokens_expired_past_the_retention_are_pruned() {
+    use cloudless_core::clock::{Clock, SystemClock};
+    use cloudless_core::state::JoinTokenRecord;
+    let c = Cluster::start(&[]).await;
+    let now = SystemClock.now_ms();
+    let token = |id: &str, expires_at_ms: u64| JoinTokenRecord {
+        id: id.into(),
+        role: "agent".into(),
+        secret_sha256: "ab".repeat(32),
+        expires_at_ms,
+        max_uses: None,
+        uses: 0,
+        revoked: false,
+        created_at_ms: now - 10_000_000,
+    };
+    // Expired 2 h ago (past the 1 h retention), expired 1 min ago, still valid.
+    for t in [
+        token("old", now - 7_200_000),
+        token("recent", now - 60_000),
+        token("valid", now + 60_000),
+    ] {
+        c.propose(Command::CreateJoinToken { token: t })
+            .await
+            .expect("token");
+    }
+    c.eventually("old token pruned", Duration::from_secs(3), |s| {
+        !s.join_tokens.contains_key("old")
+    })
+    .await;
+    let state = c.state().await;
+    assert!(state.join_tokens.contains_key("recent"));
+    assert!(state.join_tokens.contains_key("valid"));
+    assert!(state.events.iter().any(|e| e.reason == "JoinTokensPruned"));
+    c.shutdown().await;
+}

@@ -58,6 +58,9 @@ pub struct CoordinatorConfig {
     pub stop_grace: Duration,
     /// How often the coordinator asks its consensus member who leads (default 200 ms).
     pub leadership_poll: Duration,
+    /// Expired join-token records are kept this long (for operators and audits), then the
+    /// leader prunes them with `PruneJoinTokens` (default 1 h).
+    pub expired_token_retention: Duration,
 }
 
 impl Default for CoordinatorConfig {
@@ -74,6 +77,7 @@ impl Default for CoordinatorConfig {
             actuation_interval: Duration::from_secs(1),
             stop_grace: Duration::from_secs(12),
             leadership_poll: Duration::from_millis(200),
+            expired_token_retention: Duration::from_secs(3600),
         }
     }
 }
@@ -100,6 +104,9 @@ impl CoordinatorConfig {
         }
         if self.stop_grace > day {
             return Err(bad("stop_grace", "must be at most 24h"));
+        }
+        if self.expired_token_retention > 30 * day {
+            return Err(bad("expired_token_retention", "must be at most 30 days"));
         }
         if self.suspect_after <= self.heartbeat_interval {
             return Err(bad(

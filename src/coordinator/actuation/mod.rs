@@ -7,6 +7,7 @@
 //!                                     │                          refused → next round)
 //!                                     └─ unplaced ─▶ FailedScheduling event (when the reason changes)
 //!  Stopping replicas whose agent was told ≥ stop_grace ago ─▶ UpdateReplica(Succeeded)
+//!  join tokens expired longer than the retention ─▶ PruneJoinTokens
 //!  per workload: plan_workload_status ─▶ SetWorkloadStatus (only when it differs)
 //! ```
 //!
@@ -177,6 +178,17 @@ pub(crate) async fn round(shared: &Shared, memory: &mut Memory) {
     let Ok(latest) = shared.refresh().await else {
         return;
     };
+    let retention =
+        u64::try_from(shared.config.expired_token_retention.as_millis()).unwrap_or(u64::MAX);
+    let cutoff = shared.wall_ms().saturating_sub(retention);
+    if latest
+        .join_tokens
+        .values()
+        .any(|t| t.expires_at_ms <= cutoff)
+        && !commit(shared, Command::PruneJoinTokens { now_ms: cutoff }).await
+    {
+        return;
+    }
     for w in latest.workloads.values() {
         let (observed, conditions) = plan_workload_status(
             w,

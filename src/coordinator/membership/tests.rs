@@ -261,3 +261,75 @@ fn one_failure_in_a_small_cluster_is_not_throttled() {
     }
     assert_eq!(d.view(NodeId(2)), Some(Liveness::Down));
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Per 100 ms step, which of up to 8 nodes heartbeat (bit i = node i + 1).
+    fn schedule() -> impl Strategy<Value = (u64, Vec<u8>, bool)> {
+        (
+            1u64..=8,
+            proptest::collection::vec(any::<u8>(), 1..150),
+            any::<bool>(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn liveness_follows_silence((n, steps, throttle) in schedule()) {
+            let mut config = CoordinatorConfig::default();
+            if !throttle {
+                config.mass_silence_min_nodes = u32::MAX;
+            }
+            let mut d = FailureDetector::new(&config);
+            d.reset(ms(0), (1..=n).map(|i| (NodeId(i), Liveness::Ready)));
+            let mut last: BTreeMap<NodeId, u64> = (1..=n).map(|i| (NodeId(i), 0)).collect();
+            let mut committed: BTreeMap<NodeId, Liveness> =
+                (1..=n).map(|i| (NodeId(i), Liveness::Ready)).collect();
+            for (step, mask) in steps.iter().enumerate() {
+                let t = step as u64 * 100;
+                for i in 1..=n {
+                    // Sparse heartbeats: a node beats when its bit is set and the step is even.
+                    if mask & (1 << (i - 1)) != 0 && step % 2 == 0 {
+                        prop_assert_eq!(d.observe(NodeId(i), ms(t)), Some(Liveness::Ready));
+                        last.insert(NodeId(i), t);
+                    }
+                }
+                let out = d.tick(ms(t));
+                // Changes: sorted, unique, each a real change of the committed value.
+                let ids: Vec<NodeId> = out.changes.iter().map(|(id, _)| *id).collect();
+                let mut sorted = ids.clone();
+                sorted.sort();
+                sorted.dedup();
+                prop_assert_eq!(&ids, &sorted);
+                for (id, l) in &out.changes {
+                    prop_assert_ne!(committed.get(id), Some(l));
+                }
+                if d.throttled() {
+                    let downs = out.changes.iter().filter(|(_, l)| *l == Liveness::Down).count();
+                    prop_assert!(downs <= 1, "{} Down in one throttled tick", downs);
+                }
+                d.confirm(&out.changes);
+                for (id, l) in out.changes {
+                    committed.insert(id, l);
+                }
+                for (id, heard) in &last {
+                    let silence = t - heard;
+                    let view = d.view(*id);
+                    if silence < 1000 {
+                        prop_assert_eq!(view, Some(Liveness::Ready), "{} heard {} ms ago", id, silence);
+                    } else if silence >= 1800 && !throttle {
+                        prop_assert_eq!(view, Some(Liveness::Down), "{} silent {} ms", id, silence);
+                    } else {
+                        prop_assert_ne!(view, Some(Liveness::Ready), "{} silent {} ms", id, silence);
+                    }
+                }
+                prop_assert!(d.pending().is_empty());
+            }
+        }
+    }
+}
