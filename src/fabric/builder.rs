@@ -1,23 +1,47 @@
 //! [`FabricBuilder`]: roles, blocks, defaults, validation, and starting the roles.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 
+use async_trait::async_trait;
+use cloudless_core::BoxError;
 use cloudless_core::clock::{Clock, SystemClock};
 use cloudless_core::consensus::Consensus;
 use cloudless_core::ids::NodeId;
+use cloudless_core::node::NodeReport;
 use cloudless_core::object_store::ObjectStore;
 use cloudless_core::runtime::Runtime;
 use cloudless_core::scheduler::Scheduler;
 use cloudless_core::secret_store::SecretStore;
 use cloudless_core::transport::{Role, Transport};
-use cloudless_net::{Router, RpcConfig, RpcEndpoint};
+use cloudless_net::{Router, RpcClient, RpcConfig, RpcEndpoint};
 use cloudless_sched::{SchedulerConfig, WeightedScheduler};
 
 use super::{Fabric, FabricError, FabricHandle};
 use crate::agent::{Agent, AgentConfig, AgentDeps, ProcResourceProbe, ResourceProbe};
-use crate::control::ControlPlane;
+use crate::control::{AssignmentSet, ControlError, ControlPlane, HeartbeatAck, ReplicaReport};
 use crate::coordinator::{Coordinator, CoordinatorConfig, CoordinatorDeps};
 use crate::protocol::{CoordinatorAddr, RpcControlConfig, RpcControlPlane, register_control};
+
+/// Starts a consensus member on the Fabric's transport and RPC endpoint (see
+/// [`FabricBuilder::consensus_with`]).
+pub type ConsensusFactory = Box<
+    dyn FnOnce(
+            Arc<dyn Transport>,
+            RpcClient,
+        )
+            -> Pin<Box<dyn Future<Output = Result<Arc<dyn Consensus>, BoxError>> + Send>>
+        + Send,
+>;
+
+/// Where the coordinator's consensus comes from.
+pub(super) enum ConsensusSource {
+    /// Given, already running.
+    Given(Arc<dyn Consensus>),
+    /// Started by the Fabric once its RPC endpoint runs.
+    Factory(ConsensusFactory),
+}
 
 /// Collects roles and building blocks; [`build`](FabricBuilder::build) validates them.
 ///
@@ -28,7 +52,7 @@ pub struct FabricBuilder {
     node: Option<NodeId>,
     coordinator: Option<CoordinatorConfig>,
     agent: Option<AgentConfig>,
-    consensus: Option<Arc<dyn Consensus>>,
+    consensus: Option<ConsensusSource>,
     scheduler: Option<Arc<dyn Scheduler>>,
     transport: Option<Arc<dyn Transport>>,
     runtime: Option<Arc<dyn Runtime>>,
@@ -54,7 +78,7 @@ impl std::fmt::Debug for FabricBuilder {
 }
 
 /// The coordinator role's config and blocks.
-type CoordinatorRole = (CoordinatorConfig, Arc<dyn Consensus>, Arc<dyn Scheduler>);
+type CoordinatorRole = (CoordinatorConfig, ConsensusSource, Arc<dyn Scheduler>);
 /// The agent role's config and blocks.
 type AgentRole = (AgentConfig, Arc<dyn Runtime>, Arc<dyn ResourceProbe>);
 
@@ -99,7 +123,22 @@ impl FabricBuilder {
 
     /// [`consensus`](Self::consensus) from a shared handle.
     pub fn consensus_shared(mut self, consensus: Arc<dyn Consensus>) -> Self {
-        self.consensus = Some(consensus);
+        self.consensus = Some(ConsensusSource::Given(consensus));
+        self
+    }
+
+    /// The consensus is a member that talks over the Fabric's own transport (e.g. a
+    /// `RaftConsensus` whose `RaftService` is registered on the [`router`](Self::router)):
+    /// `start` calls `factory` with the transport and the RPC endpoint's client once the
+    /// endpoint runs, then starts the coordinator on the result. Needs a transport. Replaces an
+    /// earlier [`consensus`](Self::consensus).
+    pub fn consensus_with<F, Fut>(mut self, factory: F) -> Self
+    where
+        F: FnOnce(Arc<dyn Transport>, RpcClient) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Arc<dyn Consensus>, BoxError>> + Send + 'static,
+    {
+        let factory: ConsensusFactory = Box::new(move |t, c| Box::pin(factory(t, c)));
+        self.consensus = Some(ConsensusSource::Factory(factory));
         self
     }
 
@@ -211,6 +250,13 @@ impl FabricBuilder {
                     block: "consensus",
                     hint: "pass the cluster's Consensus (e.g. RaftConsensus); there is no in-memory default outside tests",
                 })?;
+                if matches!(consensus, ConsensusSource::Factory(_)) && self.transport.is_none() {
+                    return Err(FabricError::Missing {
+                        role: "coordinator",
+                        block: "transport",
+                        hint: "consensus_with starts the consensus on the Fabric's transport",
+                    });
+                }
                 if !has_agent && self.transport.is_none() {
                     return Err(FabricError::Missing {
                         role: "coordinator",
@@ -297,6 +343,39 @@ impl FabricBuilder {
     }
 }
 
+/// Answers `Unavailable` until the coordinator is attached: the control methods are served
+/// from the moment the RPC endpoint starts, which may be before the coordinator exists (its
+/// consensus may need the endpoint first).
+#[derive(Default)]
+struct LateControl(OnceLock<Arc<dyn ControlPlane>>);
+
+impl LateControl {
+    fn get(&self) -> Result<&Arc<dyn ControlPlane>, ControlError> {
+        self.0
+            .get()
+            .ok_or_else(|| ControlError::Unavailable("the coordinator is starting".into()))
+    }
+}
+
+#[async_trait]
+impl ControlPlane for LateControl {
+    async fn heartbeat(
+        &self,
+        node: NodeId,
+        report: &NodeReport,
+    ) -> Result<HeartbeatAck, ControlError> {
+        self.get()?.heartbeat(node, report).await
+    }
+
+    async fn assignments(&self, node: NodeId) -> Result<AssignmentSet, ControlError> {
+        self.get()?.assignments(node).await
+    }
+
+    async fn report(&self, node: NodeId, reports: Vec<ReplicaReport>) -> Result<(), ControlError> {
+        self.get()?.report(node, reports).await
+    }
+}
+
 /// Starts the roles of a validated plan (see [`Fabric::start`]).
 pub(super) async fn start(plan: Plan) -> Result<FabricHandle, FabricError> {
     let Plan {
@@ -322,30 +401,58 @@ pub(super) async fn start(plan: Plan) -> Result<FabricHandle, FabricError> {
         object_store,
         secret_store,
     };
-    if let Some((config, consensus, scheduler)) = coordinator {
+    // 1. The RPC endpoint, serving the control protocol (bound to the coordinator below).
+    let late = Arc::new(LateControl::default());
+    if let Some(t) = &transport {
+        if coordinator.is_some() {
+            register_control(&mut router, Arc::clone(&late) as Arc<dyn ControlPlane>);
+        }
+        handle.endpoint = Some(RpcEndpoint::start(Arc::clone(t), router, rpc)?);
+    }
+    // 2. The coordinator, on its consensus (started here when it needs the endpoint).
+    if let Some((config, source, scheduler)) = coordinator {
+        let consensus = match source {
+            ConsensusSource::Given(c) => c,
+            ConsensusSource::Factory(factory) => {
+                let (Some(t), Some(ep)) = (&transport, &handle.endpoint) else {
+                    handle.shutdown().await;
+                    return Err(FabricError::Missing {
+                        role: "coordinator",
+                        block: "transport",
+                        hint: "consensus_with starts the consensus on the Fabric's transport",
+                    });
+                };
+                match factory(Arc::clone(t), ep.client()).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        handle.shutdown().await;
+                        return Err(FabricError::Consensus(e.to_string()));
+                    }
+                }
+            }
+        };
         let deps = CoordinatorDeps {
             node,
             consensus: Arc::clone(&consensus),
             scheduler,
             clock: Arc::clone(&clock),
         };
-        let c = Coordinator::start(config, deps).await?;
-        handle.control = Some(c.control_plane());
-        handle.consensus = Some(consensus);
-        handle.coordinator = Some(c);
-    }
-    if let Some(t) = &transport {
-        if let Some(cp) = &handle.control {
-            register_control(&mut router, Arc::clone(cp));
-        }
-        match RpcEndpoint::start(Arc::clone(t), router, rpc) {
-            Ok(ep) => handle.endpoint = Some(ep),
+        match Coordinator::start(config, deps).await {
+            Ok(c) => {
+                let cp = c.control_plane();
+                // Set once, here; `late` is fresh.
+                let _ = late.0.set(Arc::clone(&cp));
+                handle.control = Some(cp);
+                handle.consensus = Some(consensus);
+                handle.coordinator = Some(c);
+            }
             Err(e) => {
                 handle.shutdown().await;
                 return Err(e.into());
             }
         }
     }
+    // 3. The agent, on the in-process coordinator or over RPC to the coordinators.
     if let Some((config, runtime, resources)) = agent {
         let control: Arc<dyn ControlPlane> = match (&handle.control, &transport, &handle.endpoint) {
             (Some(local), _, _) => Arc::clone(local),

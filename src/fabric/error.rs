@@ -34,6 +34,9 @@ pub enum FabricError {
     /// The coordinator list or control-call settings are invalid.
     #[error(transparent)]
     Control(#[from] RpcControlConfigError),
+    /// The consensus factory of `consensus_with` failed.
+    #[error("consensus: {0}")]
+    Consensus(String),
     /// The coordinator did not start.
     #[error("coordinator: {0}")]
     Coordinator(#[from] CoordinatorError),

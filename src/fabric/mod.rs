@@ -32,7 +32,7 @@ use cloudless_core::object_store::ObjectStore;
 use cloudless_core::secret_store::SecretStore;
 use cloudless_net::{RpcClient, RpcEndpoint};
 
-pub use builder::FabricBuilder;
+pub use builder::{ConsensusFactory, FabricBuilder};
 pub use error::FabricError;
 
 use crate::agent::{AgentHandle, AgentSnapshot};
@@ -65,8 +65,10 @@ impl Fabric {
         self.plan.node
     }
 
-    /// Starts the roles: the coordinator first (its control plane is served on the transport's
-    /// RPC router and handed to an in-process agent), then the RPC endpoint, then the agent.
+    /// Starts the roles: the RPC endpoint on the transport (serving the control protocol, which
+    /// answers `Unavailable` until the coordinator is attached), then the coordinator (after
+    /// starting its consensus, for `consensus_with`), then the agent (on the coordinator's
+    /// control plane in-process, or over RPC).
     /// Must run inside a tokio runtime. On failure everything started so far is stopped.
     pub async fn start(self) -> Result<FabricHandle, FabricError> {
         builder::start(self.plan).await
