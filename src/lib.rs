@@ -19,6 +19,8 @@ pub mod control;
 pub mod coordinator;
 pub mod fabric;
 pub mod protocol;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use cloudless_core as core;
 pub use cloudless_net as net;
