@@ -17,10 +17,10 @@ use tonic::Code;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 /// The service names reflection lists, or the status of the attempt.
 async fn reflect(channel: Channel) -> Result<Vec<String>, tonic::Status> {
@@ -58,7 +58,11 @@ async fn every_service(client: &Client) -> Vec<(&'static str, Result<(), Code>)>
     ));
     out.push((
         "Workloads.List",
-        client.list_workloads("").await.map(|_| ()).map_err(|e| e.code()),
+        client
+            .list_workloads("")
+            .await
+            .map(|_| ())
+            .map_err(|e| e.code()),
     ));
     out.push((
         "Nodes.List",
@@ -107,12 +111,9 @@ async fn clients_without_a_cluster_certificate_are_refused_everywhere() {
     let api = TestApi::start().await;
     let rogue_ca = ca(api_common::CLUSTER);
     let rogue_admin = creds(&rogue_ca, Role::Admin, 0);
-    let rogue_tls = cloudless_net::identity::tls::client_config(
-        api.ca.cert(),
-        Some(&rogue_admin),
-        api::ALPN,
-    )
-    .expect("tls");
+    let rogue_tls =
+        cloudless_net::identity::tls::client_config(api.ca.cert(), Some(&rogue_admin), api::ALPN)
+            .expect("tls");
     let no_cert = api.client_with(None);
     let other_ca = Client::with_rustls([api.addr()], Arc::new(rogue_tls)).expect("client");
 
@@ -163,7 +164,10 @@ async fn agents_cannot_mutate_or_read_and_coordinators_only_read() {
             .create_workload(&workload_manifest("web", 1))
             .await
             .expect_err("agent create"),
-        agent.scale("demo", "web", 2).await.expect_err("agent scale"),
+        agent
+            .scale("demo", "web", 2)
+            .await
+            .expect_err("agent scale"),
         agent.cordon("edge-1").await.expect_err("agent cordon"),
         agent
             .create_join_token("agent", std::time::Duration::from_secs(60), None)
@@ -181,10 +185,7 @@ async fn agents_cannot_mutate_or_read_and_coordinators_only_read() {
         .expect("admin create");
 
     let coordinator = api.client_as(Role::Coordinator, 2);
-    assert_eq!(
-        coordinator.list_workloads("").await.expect("read").len(),
-        1
-    );
+    assert_eq!(coordinator.list_workloads("").await.expect("read").len(), 1);
     let e = coordinator
         .delete_workload("demo", "web")
         .await
@@ -211,5 +212,8 @@ async fn agents_cannot_mutate_or_read_and_coordinators_only_read() {
     assert_eq!(admin.list_workloads("").await.expect("list").len(), 1);
 
     let info = admin.info().await.expect("info");
-    assert_eq!(info.caller, format!("spiffe://{}/admin/0", api_common::CLUSTER));
+    assert_eq!(
+        info.caller,
+        format!("spiffe://{}/admin/0", api_common::CLUSTER)
+    );
 }

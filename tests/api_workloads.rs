@@ -182,7 +182,10 @@ async fn idempotency_keys_and_apply() {
         .apply(&workload_manifest("web", 2).replace("busybox:latest", "busybox:2"))
         .await
         .expect("apply update");
-    assert_eq!((r.results[0].action.as_str(), r.results[0].generation), ("updated", 2));
+    assert_eq!(
+        (r.results[0].action.as_str(), r.results[0].generation),
+        ("updated", 2)
+    );
     let r = c
         .apply(&workload_manifest("api", 1))
         .await
@@ -282,8 +285,14 @@ async fn nodes_list_get_cordon_drain_uncordon_remove() {
         (11, "edge-1", "z1")
     );
     assert_eq!(nodes[0].schedulability, "schedulable");
-    assert_eq!(c.cordon("edge-1").await.expect("cordon").schedulability, "cordoned");
-    assert_eq!(c.drain("edge-1").await.expect("drain").schedulability, "draining");
+    assert_eq!(
+        c.cordon("edge-1").await.expect("cordon").schedulability,
+        "cordoned"
+    );
+    assert_eq!(
+        c.drain("edge-1").await.expect("drain").schedulability,
+        "draining"
+    );
     assert_eq!(
         c.uncordon("edge-1").await.expect("uncordon").schedulability,
         "schedulable"

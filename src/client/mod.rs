@@ -700,6 +700,41 @@ mod tests {
         }
     }
 
+    fn client(endpoints: &[&str]) -> Client {
+        let tls =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .expect("tls13")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+        Client::with_rustls(endpoints.iter().copied(), Arc::new(tls)).expect("client")
+    }
+
+    fn unavailable(leader_addr: Option<&str>) -> Status {
+        let mut s = Status::unavailable("not the leader");
+        if let Some(a) = leader_addr {
+            s.metadata_mut()
+                .insert(LEADER_ADDR_KEY, a.parse().expect("metadata"));
+        }
+        s
+    }
+
+    #[test]
+    fn unavailable_follows_the_leader_hint_else_rotates() {
+        let c = client(&["10.0.0.1:1", "10.0.0.2:1"]);
+        c.redirect(&unavailable(Some("10.0.0.2:1")));
+        assert_eq!(c.current_endpoint(), "10.0.0.2:1");
+        // A leader not in the list is added and used.
+        c.redirect(&unavailable(Some("10.0.0.9:7443")));
+        assert_eq!(c.current_endpoint(), "10.0.0.9:7443");
+        // No usable hint: the next endpoint.
+        c.redirect(&unavailable(Some("garbage")));
+        assert_eq!(c.current_endpoint(), "10.0.0.1:1");
+        c.redirect(&unavailable(None));
+        assert_eq!(c.current_endpoint(), "10.0.0.2:1");
+        assert!(Client::with_rustls(Vec::<String>::new(), Arc::clone(&c.tls)).is_err());
+    }
+
     #[test]
     fn keys_are_unique() {
         assert_ne!(fresh_key(), fresh_key());

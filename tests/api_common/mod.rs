@@ -206,5 +206,7 @@ pub fn workload_manifest(name: &str, replicas: u32) -> String {
 
 /// Peer addresses for `set_peers`.
 pub fn peers(list: &[(u64, String)]) -> BTreeMap<NodeId, String> {
-    list.iter().map(|(id, a)| (NodeId(*id), a.clone())).collect()
+    list.iter()
+        .map(|(id, a)| (NodeId(*id), a.clone()))
+        .collect()
 }
