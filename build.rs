@@ -6,6 +6,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={proto}");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
+        // The HTTP/JSON gateway serves the same messages as JSON (camelCase, absent = default).
+        .type_attribute(
+            ".cloudless.v1",
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = \"camelCase\", default)]",
+        )
         .file_descriptor_set_path(out.join("cloudless_api_descriptor.bin"))
         .compile_protos(&[proto], &["proto"])?;
     Ok(())

@@ -16,6 +16,7 @@ mod cluster;
 mod convert;
 mod errors;
 mod events;
+mod gateway;
 mod nodes;
 mod server;
 mod tls;
@@ -36,6 +37,9 @@ pub use server::{ApiConfig, ApiError, ApiServer, ApiTls, serve};
 
 /// ALPN of the API: plain HTTP/2, so generic gRPC clients connect.
 pub const ALPN: &[u8] = b"h2";
+
+/// ALPN of the HTTP/JSON gateway.
+pub const GATEWAY_ALPN: &[u8] = b"http/1.1";
 
 /// Metadata key: the field paths of an invalid manifest, comma-separated (InvalidArgument).
 pub const FIELD_PATHS_KEY: &str = "cloudless-field-paths";

@@ -51,6 +51,9 @@ pub struct ApiConfig {
     /// The API addresses (`host:port`) of the coordinators, by member id: where calls are
     /// forwarded and what leader hints name. May be updated with [`ApiServer::set_peers`].
     pub peers: BTreeMap<NodeId, String>,
+    /// Where the HTTP/JSON gateway listens (same TLS and client certificates); no gateway
+    /// when `None`.
+    pub gateway: Option<SocketAddr>,
 }
 
 impl ApiConfig {
@@ -61,6 +64,7 @@ impl ApiConfig {
             tls,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             peers: BTreeMap::new(),
+            gateway: None,
         }
     }
 
@@ -223,8 +227,10 @@ pub(crate) fn forwarded<T>(msg: T, caller: &Caller) -> Request<T> {
 /// A running API server. Dropping it stops it.
 pub struct ApiServer {
     core: Arc<Core>,
+    gateway_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    gateway_task: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -241,6 +247,11 @@ impl ApiServer {
         self.core.local_addr
     }
 
+    /// The bound address of the HTTP/JSON gateway, if one was configured.
+    pub fn gateway_addr(&self) -> Option<SocketAddr> {
+        self.gateway_addr
+    }
+
     /// Replaces the coordinators' API addresses (forwarding and leader hints).
     pub fn set_peers(&self, peers: BTreeMap<NodeId, String>) {
         *self.core.peers.write().unwrap_or_else(|p| p.into_inner()) = peers;
@@ -249,7 +260,10 @@ impl ApiServer {
     /// Stops accepting, ends open calls and waits for the server task.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
+        for task in [self.task.take(), self.gateway_task.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = task.await;
         }
     }
@@ -258,7 +272,7 @@ impl ApiServer {
 impl Drop for ApiServer {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        if let Some(task) = &self.task {
+        for task in [&self.task, &self.gateway_task].into_iter().flatten() {
             task.abort();
         }
     }
@@ -321,18 +335,31 @@ pub async fn serve(
         .set_serving::<pb::workloads_server::WorkloadsServer<super::workloads::WorkloadsApi>>()
         .await;
 
+    let workloads = Arc::new(super::workloads::WorkloadsApi::new(Arc::clone(&core)));
+    let nodes = Arc::new(super::nodes::NodesApi::new(Arc::clone(&core)));
+    let (gateway_addr, gateway_task) = match config.gateway {
+        Some(addr) => {
+            let (a, t) = start_gateway(
+                addr,
+                &config.tls,
+                super::gateway::router(Arc::clone(&workloads), Arc::clone(&nodes), limit),
+                stop_rx.clone(),
+            )
+            .await?;
+            (Some(a), Some(t))
+        }
+        None => (None, None),
+    };
     let router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .concurrency_limit_per_connection(256)
         .add_service(
-            pb::workloads_server::WorkloadsServer::new(super::workloads::WorkloadsApi::new(
-                Arc::clone(&core),
-            ))
-            .max_decoding_message_size(limit),
+            pb::workloads_server::WorkloadsServer::from_arc(Arc::clone(&workloads))
+                .max_decoding_message_size(limit),
         )
         .add_service(
-            pb::nodes_server::NodesServer::new(super::nodes::NodesApi::new(Arc::clone(&core)))
+            pb::nodes_server::NodesServer::from_arc(Arc::clone(&nodes))
                 .max_decoding_message_size(limit),
         )
         .add_service(
@@ -359,9 +386,55 @@ pub async fn serve(
     });
     Ok(ApiServer {
         core,
+        gateway_addr,
         stop: stop_tx,
         task: Some(task),
+        gateway_task,
     })
+}
+
+async fn start_gateway(
+    addr: SocketAddr,
+    tls: &ApiTls,
+    router: axum::Router,
+    stop: watch::Receiver<bool>,
+) -> Result<(SocketAddr, JoinHandle<()>), ApiError> {
+    let server_tls = cloudless_net::identity::tls::server_config_with_revoked(
+        &tls.credentials,
+        super::GATEWAY_ALPN,
+        tls.revoked.clone(),
+    )
+    .map_err(|e| ApiError::Tls(e.to_string()))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ApiError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| ApiError::Bind { addr, source })?;
+    let incoming = tls::spawn_acceptor(
+        listener,
+        TlsAcceptor::from(Arc::new(server_tls)),
+        tls.credentials.identity().cluster.clone(),
+        stop.clone(),
+    );
+    let listener = super::gateway::GatewayListener {
+        incoming,
+        local_addr,
+    };
+    let mut stop = stop;
+    let task = tokio::spawn(async move {
+        let signal = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let service = router.into_make_service_with_connect_info::<super::ApiPeer>();
+        if let Err(e) = axum::serve(listener, service)
+            .with_graceful_shutdown(signal)
+            .await
+        {
+            tracing::warn!(error = %e, "api gateway stopped");
+        }
+    });
+    Ok((local_addr, task))
 }
 
 fn tokio_stream_of<T: Send + 'static>(

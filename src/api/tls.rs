@@ -29,6 +29,13 @@ pub(crate) struct AuthedStream {
     peer: ApiPeer,
 }
 
+impl AuthedStream {
+    /// The authenticated peer.
+    pub(crate) fn peer(&self) -> &ApiPeer {
+        &self.peer
+    }
+}
+
 impl Connected for AuthedStream {
     type ConnectInfo = ApiPeer;
 
