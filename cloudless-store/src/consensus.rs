@@ -55,6 +55,8 @@ pub struct RaftConsensus {
     config: RaftConsensusConfig,
     /// Held by every handle; background tasks stop when the last handle is dropped.
     _alive: Arc<()>,
+    /// The term and last log index when this member started (see `read_index`).
+    startup: (u64, u64),
     /// Test-only: serve `state()` from the local applied state without a read-index.
     #[cfg(feature = "fault-injection")]
     stale_reads: Arc<std::sync::atomic::AtomicBool>,
@@ -98,6 +100,11 @@ impl RaftConsensus {
             drop(raft.shutdown().await);
             return Err(StartError::ServiceInUse);
         }
+        let startup = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            (m.current_term, m.last_log_index.unwrap_or(0))
+        };
         let alive = Arc::new(());
         if let Some(limit) = config.compaction.snapshot_log_bytes {
             tokio::spawn(snapshot_by_size(
@@ -115,6 +122,7 @@ impl RaftConsensus {
             hub: store.hub,
             config,
             _alive: alive,
+            startup,
             #[cfg(feature = "fault-injection")]
             stale_reads: Arc::default(),
         })
@@ -198,12 +206,40 @@ impl RaftConsensus {
     /// (loaded from disk), which would miss entries the previous leader committed (Raft §8).
     /// So the read index must be from the current term; otherwise we wait for the leader's
     /// first entry to apply and ask again.
+    ///
+    /// A leader restarted with its committed vote resumes leadership in the *same* term
+    /// without an election or a new entry (openraft 0.9), and its committed index comes from
+    /// disk, where it may lag; a read index from that term can then be stale too. Every entry
+    /// such a leader may have had committed is in its own log (it was the term's only
+    /// leader; earlier terms by leader completeness), so reads in the start-up term also wait
+    /// until everything in the log at start-up is applied. (Not in later terms: there the
+    /// leader's first entry covers it, and a follower's start-up log may have had an
+    /// uncommitted tail that was since replaced.)
     async fn read_index(&self) -> Result<(), ConsensusError> {
         loop {
             let read = self.raft.ensure_linearizable().await.map_err(read_error)?;
-            let term = self.raft.metrics().borrow().current_term;
+            let (term, applied) = {
+                let m = self.raft.metrics();
+                let m = m.borrow();
+                (m.current_term, m.last_applied.map_or(0, |a| a.index))
+            };
             if read.is_some_and(|id| id.leader_id.term >= term) {
-                return Ok(());
+                let (startup_term, floor) = self.startup;
+                if term != startup_term || applied >= floor {
+                    return Ok(());
+                }
+                self.raft
+                    .wait(None)
+                    .metrics(
+                        |m| {
+                            m.current_term != term
+                                || m.last_applied.is_some_and(|a| a.index >= floor)
+                        },
+                        "the log at start-up is applied",
+                    )
+                    .await
+                    .map_err(|e| ConsensusError::Unavailable(e.to_string()))?;
+                continue;
             }
             self.raft
                 .wait(None)

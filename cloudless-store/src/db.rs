@@ -27,6 +27,8 @@ pub(crate) const KEY_VOTE: &str = "vote";
 pub(crate) const KEY_COMMITTED: &str = "committed";
 pub(crate) const KEY_PURGED: &str = "purged";
 pub(crate) const KEY_SNAPSHOT: &str = "current";
+/// Generation of the active write-ahead log file (`u64` BE; absent = 0).
+pub(crate) const KEY_WAL: &str = "wal";
 
 /// Why a data directory could not be opened. Nothing is written when opening fails.
 #[derive(Debug, thiserror::Error)]
@@ -173,9 +175,23 @@ pub(crate) fn get_meta(db: &Database, key: &str) -> Result<Option<Vec<u8>>, redb
     Ok(table.get(key)?.map(|v| v.value().to_vec()))
 }
 
-/// The last entry of the log table, raw.
-pub(crate) fn last_log(db: &Database) -> Result<Option<(u64, Vec<u8>)>, redb::Error> {
+/// Every entry of the `log` table (raft log entries of stores written before the
+/// write-ahead file; empty since).
+pub(crate) fn log_table(db: &Database) -> Result<Vec<(u64, Vec<u8>)>, redb::Error> {
     let txn = db.begin_read()?;
     let table = txn.open_table(LOG)?;
-    Ok(table.last()?.map(|(k, v)| (k.value(), v.value().to_vec())))
+    let mut out = Vec::new();
+    for item in table.iter()? {
+        let (k, v) = item?;
+        out.push((k.value(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
+/// Empties the `log` table, durably.
+pub(crate) fn clear_log_table(db: &Database) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    txn.open_table(LOG)?.retain(|_, _| false)?;
+    txn.commit()?;
+    Ok(())
 }

@@ -33,6 +33,7 @@ pub mod snapshot;
 mod state_machine;
 mod store;
 mod types;
+mod wal;
 mod writer;
 
 pub use config::RaftConsensusConfig;

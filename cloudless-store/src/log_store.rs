@@ -1,12 +1,12 @@
-//! [`RedbLogStore`]: the raft log, vote and committed index in redb.
+//! [`RedbLogStore`]: the raft log (in the write-ahead file, [`crate::wal`]), the vote (in
+//! redb) and the committed index (in the write-ahead file).
 //!
-//! Mutations go through the [`Writer`] (group commit, one fsync per batch): `append` puts the
-//! entries in an in-memory overlay (readable at once) and reports them flushed only after the
-//! writer's durable commit covered them; vote, truncate and purge wait for their durable
-//! commit; the committed index rides along with the next batch (a stale one on disk only
+//! Mutations go through the [`Writer`] (group commit, one fdatasync per batch): `append` puts
+//! the entries in the in-memory log (readable at once) and reports them flushed only after the
+//! writer's durable write covered them; vote, truncate and purge wait for their durable
+//! write; the committed index rides along with the next batch (a stale one on disk only
 //! means fewer entries are re-applied at startup).
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::RangeBounds;
 use std::sync::Arc;
@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, OptionalSend, RaftLogReader, StorageIOError, Vote};
-use redb::{Database, ReadableDatabase};
+use redb::Database;
 
-use crate::db::{self, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, LOG};
+use crate::db::{self, KEY_VOTE};
 use crate::types::{Entry, LogId, StorageError, TypeConfig, decode, encode};
 use crate::writer::{Op, Writer};
 
@@ -63,28 +63,35 @@ impl RedbLogStore {
         }
     }
 
-    /// Raw entries in `range`: the overlay (read first, so an entry moving to redb meanwhile
-    /// is still seen there) over redb.
-    fn raw_range(
-        &self,
-        range: impl RangeBounds<u64> + Clone,
-    ) -> Result<BTreeMap<u64, Arc<[u8]>>, redb::Error> {
-        let pending: Vec<(u64, Arc<[u8]>)> = self
-            .writer
+    /// Raw entries in `range`, from the in-memory live log (an empty or inverted range has
+    /// none).
+    fn raw_range(&self, range: impl RangeBounds<u64>) -> Vec<Arc<[u8]>> {
+        use std::ops::Bound;
+        let lo = match range.start_bound() {
+            Bound::Included(&a) => a,
+            Bound::Excluded(&a) => match a.checked_add(1) {
+                Some(a) => a,
+                None => return Vec::new(),
+            },
+            Bound::Unbounded => 0,
+        };
+        let hi = match range.end_bound() {
+            Bound::Included(&b) => b,
+            Bound::Excluded(&b) => match b.checked_sub(1) {
+                Some(b) => b,
+                None => return Vec::new(),
+            },
+            Bound::Unbounded => u64::MAX,
+        };
+        if lo > hi {
+            return Vec::new();
+        }
+        self.writer
             .overlay()
             .entries
-            .range(range.clone())
-            .map(|(i, (_, b))| (*i, Arc::clone(b)))
-            .collect();
-        let txn = self.db.begin_read()?;
-        let log = txn.open_table(LOG)?;
-        let mut out = BTreeMap::new();
-        for item in log.range(range)? {
-            let (k, v) = item?;
-            out.insert(k.value(), Arc::from(v.value()));
-        }
-        out.extend(pending);
-        Ok(out)
+            .range(lo..=hi)
+            .map(|(_, (_, b))| Arc::clone(b))
+            .collect()
     }
 }
 
@@ -93,8 +100,8 @@ impl RaftLogReader<TypeConfig> for RedbLogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let raw = self.raw_range(range).map_err(read_err)?;
-        raw.values()
+        self.raw_range(range)
+            .iter()
             .map(|bytes| decode(bytes).map_err(read_err))
             .collect()
     }
@@ -104,18 +111,16 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged_log_id: Option<LogId> = self.meta(KEY_PURGED)?;
-        let pending = self
-            .writer
-            .overlay()
-            .entries
-            .last_key_value()
-            .map(|(_, (_, b))| Arc::clone(b));
-        let last_bytes = match pending {
-            Some(b) => Some(b),
-            None => db::last_log(&self.db)
-                .map_err(read_err)?
-                .map(|(_, b)| Arc::from(b)),
+        let (purged, last_bytes) = {
+            let o = self.writer.overlay();
+            (
+                o.purged.as_ref().map(|(_, id)| id.clone()),
+                o.entries.last_key_value().map(|(_, (_, b))| Arc::clone(b)),
+            )
+        };
+        let last_purged_log_id: Option<LogId> = match purged {
+            Some(bytes) => Some(decode(&bytes).map_err(read_err)?),
+            None => None,
         };
         let last = match last_bytes {
             Some(bytes) => Some(decode::<Entry>(&bytes).map_err(read_err)?.log_id),
@@ -150,10 +155,10 @@ impl RaftLogStorage<TypeConfig> for RedbLogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        let pending = self.writer.overlay().committed.clone();
-        match pending {
+        let committed = self.writer.overlay().committed.clone();
+        match committed {
             Some(bytes) => decode(&bytes).map_err(read_err),
-            None => Ok(self.meta::<Option<LogId>>(KEY_COMMITTED)?.flatten()),
+            None => Ok(None),
         }
     }
 

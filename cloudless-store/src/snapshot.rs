@@ -24,11 +24,12 @@ use cloudless_core::consensus::{Consensus, ConsensusError};
 use cloudless_core::ids::{NodeId, Revision};
 use cloudless_core::state::ClusterState;
 use openraft::{BasicNode, CommittedLeaderId, Membership, SnapshotMeta, Vote};
+use redb::ReadableTable;
 use sha2::{Digest, Sha256};
 
 use crate::consensus::RaftConsensus;
 use crate::db::{
-    KEY_COMMITTED, KEY_PURGED, KEY_SNAPSHOT, KEY_VOTE, LOG, META, OpenError, SNAPSHOT,
+    KEY_COMMITTED, KEY_PURGED, KEY_SNAPSHOT, KEY_VOTE, KEY_WAL, LOG, META, OpenError, SNAPSHOT,
 };
 use crate::state_machine::{
     SNAPSHOT_FORMAT_VERSION, SnapshotBody, SnapshotError, StoredSnapshot, decode_body,
@@ -336,6 +337,14 @@ pub(crate) fn write_single_member(
         meta.insert(KEY_COMMITTED, committed.as_slice())
             .map_err(|e| s(&e))?;
         meta.insert(KEY_VOTE, vote.as_slice()).map_err(|e| s(&e))?;
+        // A new write-ahead log generation: the old file (the old log) becomes stale at once,
+        // atomically with the new snapshot, and is removed at the next open.
+        let generation = match meta.get(KEY_WAL).map_err(|e| s(&e))? {
+            Some(v) => u64::from_be_bytes(v.value().try_into().unwrap_or([0; 8])),
+            None => 0,
+        };
+        meta.insert(KEY_WAL, (generation + 1).to_be_bytes().as_slice())
+            .map_err(|e| s(&e))?;
         let mut snap = txn.open_table(SNAPSHOT).map_err(|e| s(&e))?;
         snap.insert(KEY_SNAPSHOT, snapshot.as_slice())
             .map_err(|e| s(&e))?;

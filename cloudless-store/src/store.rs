@@ -7,10 +7,13 @@ use std::sync::atomic::AtomicU64;
 
 use cloudless_core::state::ClusterState;
 
-use crate::db::{self, DATA_FILE, OpenError};
+use crate::db::{self, DATA_FILE, KEY_COMMITTED, KEY_PURGED, KEY_WAL, OpenError};
 use crate::history::{Hub, new_hub};
 use crate::log_store::RedbLogStore;
+use crate::types::decode;
+use crate::wal::{Record, Replayed, Wal};
 use crate::writer::Writer;
+use redb::Database;
 use redb::ReadableDatabase;
 
 use crate::state_machine::{
@@ -61,6 +64,60 @@ pub(crate) fn restored_state(
     }
 }
 
+/// Opens the write-ahead log of the generation recorded in redb and replays it. Entries of a
+/// store written before the write-ahead file existed (in redb's `log` table) are moved into it
+/// first; the purge point is the later of redb's (written by offline recovery and restore)
+/// and the file's.
+fn open_log(dir: &Path, db: &Database) -> Result<(Wal, Replayed), OpenError> {
+    let path = dir.join(DATA_FILE);
+    let corrupt = |reason: String| OpenError::Corrupt {
+        path: path.clone(),
+        reason,
+    };
+    let generation = match db::get_meta(db, KEY_WAL).map_err(|e| corrupt(e.to_string()))? {
+        Some(bytes) => u64::from_be_bytes(
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt("write-ahead log generation is not 8 bytes".into()))?,
+        ),
+        None => 0,
+    };
+    let (mut wal, mut log) = Wal::open(dir, generation).map_err(|reason| OpenError::Corrupt {
+        path: crate::wal::path_of(dir, generation),
+        reason,
+    })?;
+    let legacy = db::log_table(db).map_err(|e| corrupt(e.to_string()))?;
+    if !legacy.is_empty() {
+        let records: Vec<Record<'_>> = legacy
+            .iter()
+            .map(|(index, bytes)| Record::Entry {
+                index: *index,
+                bytes,
+            })
+            .collect();
+        wal.append(&records).map_err(|source| OpenError::Io {
+            path: crate::wal::path_of(dir, generation),
+            source,
+        })?;
+        db::clear_log_table(db).map_err(|e| corrupt(e.to_string()))?;
+        for (index, bytes) in legacy {
+            log.entries.entry(index).or_insert_with(|| bytes.into());
+        }
+    }
+    if let Some(bytes) = db::get_meta(db, KEY_PURGED).map_err(|e| corrupt(e.to_string()))? {
+        let id: LogId = decode(&bytes).map_err(|e| corrupt(format!("purge point: {e}")))?;
+        if log.purged.as_ref().is_none_or(|(upto, _)| *upto < id.index) {
+            log.entries.retain(|i, _| *i > id.index);
+            log.purged = Some((id.index, bytes));
+        }
+    }
+    if log.committed.is_none() {
+        log.committed = db::get_meta(db, KEY_COMMITTED).map_err(|e| corrupt(e.to_string()))?;
+    }
+    Ok((wal, log))
+}
+
 /// Opens (or creates) the store in `dir`, keeping `retained_changes` changes of watch
 /// history. A corrupted, foreign or future-version file is refused with a typed error and
 /// left untouched.
@@ -69,7 +126,8 @@ pub fn open_store(dir: &Path, retained_changes: usize) -> Result<OpenedStore, Op
     let (state, last_applied, membership) = restored_state(&dir.join(DATA_FILE), &*db)?;
     let hub = new_hub(state, last_applied, membership, retained_changes);
     let appended = Arc::new(AtomicU64::new(0));
-    let writer = Writer::start(&db).map_err(|source| OpenError::Io {
+    let (wal, log) = open_log(dir, &db)?;
+    let writer = Writer::start(&db, wal, log).map_err(|source| OpenError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
