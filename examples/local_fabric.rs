@@ -221,6 +221,15 @@ async fn run(args: &Args, slot: &mut Option<Fabric>) -> Result<()> {
         );
     };
     let (namespace, name) = (&manifest.metadata.namespace, &manifest.metadata.name);
+    if spec.replicas == 0 || spec.replicas as usize > ZONES.len() {
+        bail!(
+            "{}: the demo runs one replica per zone on {} zones; replicas must be 1..={}, not {}",
+            args.manifest.display(),
+            ZONES.len(),
+            ZONES.len(),
+            spec.replicas
+        );
+    }
     say!(
         "manifest {}: workload {namespace}/{name}, image {}, {} replicas",
         args.manifest.display(),
@@ -387,7 +396,12 @@ async fn run(args: &Args, slot: &mut Option<Fabric>) -> Result<()> {
         },
     )
     .await
-    .map_err(|e| e.context(replica_table(&consensus.local_state(), workload)))?;
+    .map_err(|e| {
+        anyhow!(
+            "{e:#}\n{}",
+            replica_table(&consensus.local_state(), workload)
+        )
+    })?;
     say!(
         "{want} replicas Running and ready, one per zone, {:.2} s after the deploy",
         deployed_at.elapsed().as_secs_f64()
@@ -410,16 +424,18 @@ async fn run(args: &Args, slot: &mut Option<Fabric>) -> Result<()> {
     }
 
     // Lose the agent of the last zone: the agent stops and its containers are killed.
-    let lost = fabric
-        .agents
-        .last_mut()
-        .ok_or_else(|| anyhow!("no agents"))?;
-    let (lost_node, lost_zone) = (lost.node, lost.zone);
+    // The agent holding the replica with the highest node id (zone-c with 3 replicas).
     let lost_replica = serving
         .iter()
-        .find(|r| r.node == lost_node)
+        .max_by_key(|r| r.node)
         .cloned()
-        .ok_or_else(|| anyhow!("no replica on {lost_node}"))?;
+        .ok_or_else(|| anyhow!("no serving replica"))?;
+    let lost = fabric
+        .agents
+        .iter_mut()
+        .find(|a| a.node == lost_replica.node)
+        .ok_or_else(|| anyhow!("{} is not one of the demo's agents", lost_replica.node))?;
+    let (lost_node, lost_zone) = (lost.node, lost.zone);
     say!(
         "--- losing agent {lost_node} ({lost_zone}): stopping the agent and killing its containers ---"
     );
@@ -455,7 +471,12 @@ async fn run(args: &Args, slot: &mut Option<Fabric>) -> Result<()> {
         },
     )
     .await
-    .map_err(|e| e.context(replica_table(&consensus.local_state(), workload)))?;
+    .map_err(|e| {
+        anyhow!(
+            "{e:#}\n{}",
+            replica_table(&consensus.local_state(), workload)
+        )
+    })?;
     let ready_after = lost_at.elapsed();
     let addr = replacement
         .address

@@ -8,7 +8,8 @@
 # Everything it started is stopped and removed when it exits, also on Ctrl-C or an error.
 # Exit code 0 only if every step succeeded. Needs root (containerd, cgroups, bridges).
 #
-# Environment: CLOUDLESS_DEMO_TIMEOUT (seconds per wait, default 120),
+# Environment: CLOUDLESS_DEMO_TIMEOUT (seconds per wait, default 120), CLOUDLESS_DEMO_MANIFEST
+#              (default examples/manifests/web.yaml; one Workload of 1 to 3 replicas, one per zone),
 #              CLOUDLESS_DEMO_KEEP=1 keeps the temp dir's logs (containerd.log) for inspection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ if ! command -v ip >/dev/null 2>&1; then
   say "installing Debian packages: iproute2"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2
 fi
-for b in containerd containerd-shim-runc-v2 runc ctr ip; do
+for b in containerd containerd-shim-runc-v2 runc ctr ip setsid sha256sum; do
   command -v "$b" >/dev/null 2>&1 || fail "$b is missing after installing the prerequisites"
 done
 [ -x /usr/lib/cni/bridge ] || fail "/usr/lib/cni/bridge is missing (apt-get install containernetworking-plugins)"
@@ -49,6 +50,7 @@ RUN_EXISTED=0
 [ -d /run/containerd ] && RUN_EXISTED=1
 CTD_PID=""
 DEMO_PID=""
+SHIM_SOCKETS=()
 
 for n in 1 2 3; do
   if ip -4 route show | grep -q "^10\.231\.$(( OCTET + n ))\.0/"; then
@@ -76,6 +78,8 @@ cleanup() {
       done
       for id in $(ctr -a "$SOCK" -n "$ns" containers ls -q 2>/dev/null); do
         ctr -a "$SOCK" -n "$ns" containers delete "$id" >/dev/null 2>&1
+        # The shim's socket: /run/containerd/s/sha256(<containerd address>/<namespace>/<id>).
+        SHIM_SOCKETS+=("/run/containerd/s/$(printf '%s' "$SOCK/$ns/$id" | sha256sum | cut -c1-64)")
       done
     done
     kill -TERM "$CTD_PID" 2>/dev/null
@@ -88,7 +92,17 @@ cleanup() {
   for p in /proc/[0-9]*; do
     pid=${p#/proc/}
     [ "$pid" = "$$" ] && continue
-    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "$SOCK"; then kill -9 "$pid" 2>/dev/null; fi
+    cmd=$({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
+    case "$cmd" in
+      *"$SOCK"*)
+        # A shim: `containerd-shim-runc-v2 -namespace NS -id ID -address SOCK`; its socket goes too.
+        ns=$(printf '%s\n' "$cmd" | sed -n 's/.* -namespace \([^ ]*\) .*/\1/p')
+        id=$(printf '%s\n' "$cmd" | sed -n 's/.* -id \([^ ]*\) .*/\1/p')
+        if [ -n "$ns" ] && [ -n "$id" ]; then
+          SHIM_SOCKETS+=("/run/containerd/s/$(printf '%s' "$SOCK/$ns/$id" | sha256sum | cut -c1-64)")
+        fi
+        kill -9 "$pid" 2>/dev/null ;;
+    esac
   done
   for c in /sys/fs/cgroup/*/"$CGROUP" /sys/fs/cgroup/"$CGROUP"; do
     [ -d "$c" ] || continue
@@ -101,6 +115,7 @@ cleanup() {
   done
   for n in 1 2 3; do ip link del "${TAG}b$n" 2>/dev/null; done
   rm -rf /run/containerd/runc/"$TAG"-agent-* 2>/dev/null
+  for s in "${SHIM_SOCKETS[@]}"; do rm -f "$s"; done
   if [ "$RUN_EXISTED" = 0 ]; then
     rmdir /run/containerd/runc /run/containerd/s /run/containerd 2>/dev/null
   fi
@@ -119,6 +134,7 @@ cleanup() {
   for n in 1 2 3; do ip link show "${TAG}b$n" >/dev/null 2>&1 && left+=("bridge ${TAG}b$n"); done
   if awk -v d="$WORK" 'index($2, d) == 1 { f=1 } END { exit !f }' /proc/mounts; then left+=("mounts under $WORK"); fi
   if [ "${CLOUDLESS_DEMO_KEEP:-0}" != 1 ] && [ -e "$WORK" ]; then left+=("$WORK"); fi
+  for s in "${SHIM_SOCKETS[@]}"; do [ -e "$s" ] && left+=("shim socket $s"); done
   if [ "${#left[@]}" -gt 0 ]; then
     printf 'error: left behind: %s\n' "${left[*]}" >&2
     [ "$rc" -eq 0 ] && rc=1
@@ -150,7 +166,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.d
 [metrics]
   address = ""
 EOF
-containerd --config "$WORK/config.toml" >>"$WORK/containerd.log" 2>&1 &
+# In its own session, so a Ctrl-C reaches the demo and this script but not containerd: the
+# clean-up still needs it to delete what is left.
+setsid containerd --config "$WORK/config.toml" >>"$WORK/containerd.log" 2>&1 &
 CTD_PID=$!
 ready=0
 for _ in $(seq 300); do
@@ -167,7 +185,7 @@ say "containerd $(ctr -a "$SOCK" version 2>/dev/null | awk '/Server:/ { s=1 } s 
 say "running the fabric (one process: coordinator + 3 agents)"
 # In the background so a signal to this script runs the clean-up at once (the trap kills it).
 "$BIN" --socket "$SOCK" --work-dir "$WORK" --cgroup-parent "/$CGROUP" --tag "$TAG" \
-  --manifest "$ROOT/examples/manifests/web.yaml" --subnet-octet "$OCTET" \
+  --manifest "${CLOUDLESS_DEMO_MANIFEST:-$ROOT/examples/manifests/web.yaml}" --subnet-octet "$OCTET" \
   --timeout-secs "${CLOUDLESS_DEMO_TIMEOUT:-120}" </dev/null &
 DEMO_PID=$!
 set +e

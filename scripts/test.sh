@@ -31,4 +31,7 @@ cargo check --manifest-path fuzz/Cargo.toml --bins
 step "custom scorer example (researcher API on the facade crate)"
 cargo run --quiet --example custom_scorer
 
+step "local fabric demo builds (it runs with ./scripts/run-local-fabric.sh, as root)"
+cargo build --quiet --example local_fabric
+
 step "all checks passed"
