@@ -26,7 +26,9 @@ fail() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # `ip` (bridge clean-up) is in iproute2, present on most but not all minimal images.
 if ! command -v ip >/dev/null 2>&1; then
   say "installing Debian packages: iproute2"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq iproute2
 fi
 for b in containerd containerd-shim-runc-v2 runc ctr ip setsid sha256sum; do
   command -v "$b" >/dev/null 2>&1 || fail "$b is missing after installing the prerequisites"
