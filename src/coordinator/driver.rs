@@ -12,7 +12,7 @@ use cloudless_core::event::{EventCategory, Severity};
 use cloudless_core::ids::{NodeId, ReplicaId, Revision};
 use cloudless_core::node::Liveness;
 use cloudless_core::scheduler::Scheduler;
-use cloudless_core::state::{Applied, ClusterState, Command, CommandEnvelope};
+use cloudless_core::state::{Applied, ClusterState, Command, CommandEnvelope, ObjectKind};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -180,12 +180,12 @@ impl Shared {
                 return;
             }
         };
-        self.view
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .install(Arc::clone(&state));
+        // A fresh index too: every node's assignment revision becomes the current one, so
+        // every agent fetches its set from this leader once (which also tells this leader
+        // which Stopping replicas its agent has been told about).
+        *self.view.write().unwrap_or_else(|p| p.into_inner()) = View::new(Arc::clone(&state));
         let now = self.now();
-        self.detector().reset(now, liveness_of(&self.state()));
+        self.detector().reset(now, liveness_of(&state));
         lock(&self.stop_seen).clear();
         self.leading.store(true, Ordering::Release);
         tracing::info!(node = %self.node, term = status.term, "leading: failure detector restarted with a fresh grace window");
@@ -309,9 +309,12 @@ async fn watch_state(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                             }
                             v.install(state);
                         }
-                        let now = shared.now();
-                        let state = shared.state();
-                        shared.detector().sync(now, liveness_of(&state));
+                        // The detector follows the node set; other changes leave it alone.
+                        if changes.iter().any(|c| c.kind == ObjectKind::Node) {
+                            let now = shared.now();
+                            let state = shared.state();
+                            shared.detector().sync(now, liveness_of(&state));
+                        }
                         shared.changed.notify_one();
                     }
                     Err(e) => {

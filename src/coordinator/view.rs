@@ -74,6 +74,10 @@ impl View {
     }
 
     fn bump(&mut self, node: NodeId, revision: Revision) {
+        // Changes the state this index was built from already contains.
+        if revision <= self.base {
+            return;
+        }
         let r = self.node_revision.entry(node).or_insert(revision);
         *r = (*r).max(revision);
     }
@@ -83,5 +87,151 @@ impl View {
         if state.revision >= self.state.revision {
             self.state = state;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cloudless_core::ids::{NodeName, WorkloadId};
+    use cloudless_core::node::{Liveness, NodeReport, Platform};
+    use cloudless_core::replica::ReplicaPhase;
+    use cloudless_core::resources::Resources;
+    use cloudless_core::state::{Applied, Assignment, Command, CommandEnvelope, apply};
+    use cloudless_core::workload::WorkloadSpec;
+
+    use super::*;
+
+    fn run(state: &mut ClusterState, command: Command) -> Applied {
+        match apply(state, &CommandEnvelope::new(1, command)) {
+            Ok(a) => a,
+            Err(e) => panic!("rejected: {e}"),
+        }
+    }
+
+    fn node(state: &mut ClusterState, id: u64) {
+        let r = Resources {
+            cpu_millis: 1000,
+            memory_mib: 1024,
+            ..Resources::ZERO
+        };
+        run(
+            state,
+            Command::RegisterNodeAs {
+                node: NodeId(id),
+                name: NodeName::new(format!("node-{id}")).unwrap_or_else(|e| panic!("{e}")),
+                report: NodeReport {
+                    platform: Platform::linux_amd64(),
+                    region: String::new(),
+                    zone: String::new(),
+                    labels: Default::default(),
+                    capacity: r,
+                    allocatable: r,
+                    power: Default::default(),
+                    reliability: Default::default(),
+                },
+            },
+        );
+        run(
+            state,
+            Command::SetLiveness {
+                changes: vec![(NodeId(id), Liveness::Ready)],
+            },
+        );
+    }
+
+    /// Applies `command` to a copy of the view's state and feeds the view its changes.
+    fn step(view: &mut View, command: Command) -> Revision {
+        let mut next = (*view.state).clone();
+        let applied = run(&mut next, command);
+        for c in &applied.changes {
+            view.note(c);
+        }
+        view.install(Arc::new(next));
+        applied.revision
+    }
+
+    #[test]
+    fn revisions_move_only_for_the_nodes_a_change_touches() {
+        let mut state = ClusterState::new();
+        node(&mut state, 1);
+        node(&mut state, 2);
+        run(
+            &mut state,
+            Command::CreateWorkload {
+                namespace: "default".into(),
+                name: "web".into(),
+                labels: Default::default(),
+                spec: WorkloadSpec::new("img"),
+            },
+        );
+        let mut view = View::new(Arc::new(state));
+        let base = view.state.revision;
+        assert_eq!(view.assignments_revision(NodeId(1)), base);
+        assert_eq!(view.assignments_revision(NodeId(9)), base);
+
+        let assigned = step(
+            &mut view,
+            Command::AssignReplicas {
+                workload: WorkloadId(1),
+                generation: cloudless_core::ids::Generation(1),
+                assignments: vec![Assignment {
+                    node: NodeId(1),
+                    resources: Resources::ZERO,
+                }],
+            },
+        );
+        assert_eq!(view.assignments_revision(NodeId(1)), assigned);
+        assert_eq!(view.assignments_revision(NodeId(2)), base);
+        let r1 = view.state.replicas[&ReplicaId(1)].clone();
+
+        // A status report changes the replica (touches node 1) and the workload's counters
+        // (a status-only workload change touches nobody else).
+        let reported = step(
+            &mut view,
+            Command::UpdateReplica {
+                replica: ReplicaId(1),
+                phase: ReplicaPhase::Running,
+                ready: true,
+                restarts: 0,
+                address: None,
+                message: String::new(),
+            },
+        );
+        assert_eq!(view.assignments_revision(NodeId(1)), reported);
+        assert_eq!(view.assignments_revision(NodeId(2)), base);
+
+        // A spec change touches every node running the workload.
+        let mut spec = WorkloadSpec::new("img:2");
+        spec.replicas = 1;
+        let updated = step(
+            &mut view,
+            Command::UpdateWorkload {
+                workload: WorkloadId(1),
+                expected_generation: None,
+                spec,
+            },
+        );
+        assert_eq!(view.assignments_revision(NodeId(1)), updated);
+        assert_eq!(view.assignments_revision(NodeId(2)), base);
+
+        // A removal is charged to the node the replica was on.
+        let removed = step(
+            &mut view,
+            Command::UnassignReplicas {
+                replicas: vec![ReplicaId(1)],
+            },
+        );
+        assert_eq!(view.assignments_revision(NodeId(1)), removed);
+
+        // Changes at or below the base are already in the state the index was built from.
+        let mut fresh = View::new(Arc::clone(&view.state));
+        let old = Change {
+            revision: Revision(1),
+            kind: ObjectKind::Replica,
+            key: "r1".into(),
+            object: Some(Object::Replica(Box::new(r1))),
+        };
+        fresh.note(&old);
+        assert_eq!(fresh.assignments_revision(NodeId(1)), fresh.state.revision);
     }
 }
