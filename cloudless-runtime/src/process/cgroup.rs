@@ -307,17 +307,30 @@ impl CgroupSet {
         }
     }
 
-    /// Removes the directories (the kernel refuses while processes remain).
+    /// Removes the directories, killing stragglers: the kernel refuses (EBUSY) while processes
+    /// remain, and killed processes take a moment to leave. Gives up after about a second.
     pub(crate) fn remove(&self) {
-        for dir in self.dirs.values() {
-            match std::fs::remove_dir(dir) {
+        let mut left: Vec<&PathBuf> = self.dirs.values().collect();
+        for attempt in 0..50 {
+            if attempt > 0 {
+                self.kill_all();
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            left.retain(|dir| match std::fs::remove_dir(dir) {
+                Ok(()) => false,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
                 // A plain directory standing in for a cgroup (tests) holds regular files.
                 Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
-                    let _ = std::fs::remove_dir_all(dir);
+                    std::fs::remove_dir_all(dir).is_err()
                 }
-                Err(e) => tracing::debug!(dir = %dir.display(), "cgroup not removed: {e}"),
-                Ok(()) => {}
+                Err(_) => true,
+            });
+            if left.is_empty() {
+                return;
             }
+        }
+        for dir in left {
+            tracing::warn!(dir = %dir.display(), "cgroup not removed: processes remain");
         }
     }
 }

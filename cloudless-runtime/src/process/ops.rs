@@ -430,10 +430,9 @@ pub(crate) async fn start(inner: &Arc<Inner>, id: &ContainerId) -> Result<(), Ru
 async fn wait_exit(inner: &Inner, id: &str, limit: Duration) -> bool {
     let mut rx = inner.watch.exit_watch(id);
     // A closed watch means the replica was removed meanwhile: nothing left to wait for.
-    !matches!(
-        tokio::time::timeout(limit, rx.wait_for(Option::is_some)).await,
-        Err(_)
-    )
+    tokio::time::timeout(limit, rx.wait_for(Option::is_some))
+        .await
+        .is_ok()
 }
 
 /// Stops replica `id`: SIGTERM to its process group, `grace_ms`, SIGKILL to the group and the

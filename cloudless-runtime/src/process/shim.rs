@@ -143,6 +143,22 @@ fn drain(mut input: impl Read, mut sink: Sink) {
     }
 }
 
+/// Waits (up to 5 s) until the run stage `pid` has executed the workload (its executable is no
+/// longer the shim) or exited, so that `start` returns with the process in its cgroup.
+fn wait_exec(pid: u32, shim: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        match std::fs::read_link(format!("/proc/{pid}/exe")) {
+            Ok(exe) if exe != shim => return,
+            Ok(_) => {}
+            // No executable: exited (a zombie) or gone; anything else is a passing state.
+            Err(_) if record::proc_stat(pid).is_none_or(|s| s.state == 'Z') => return,
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Stage 2: run the process, record its start, drain its output, record its exit.
 fn supervise(dir: &Path) -> Result<(), String> {
     let lock = open_private(&dir.join(record::LOCK)).map_err(|e| format!("lock file: {e}"))?;
@@ -168,11 +184,18 @@ fn supervise(dir: &Path) -> Result<(), String> {
         // Said once, in the log, where the operator reading it will see it.
         let _ = writeln!(log, "[cloudless: running without cgroup limits: {note}]");
     }
+    let shim = match self_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            report(&format!("error {e}"));
+            return Err(e);
+        }
+    };
     let spawned = (|| {
         let (reader, writer) = std::io::pipe()?;
         // The command (holding the write ends) is dropped at the end of this closure, so the
         // supervisor keeps no write end and sees EOF once the process group is gone.
-        let child = Command::new(self_exe().map_err(std::io::Error::other)?)
+        let child = Command::new(&shim)
             .arg("run")
             .arg(dir)
             .stdin(Stdio::null())
@@ -190,6 +213,7 @@ fn supervise(dir: &Path) -> Result<(), String> {
         }
     };
     let pid = child.id();
+    wait_exec(pid, &shim);
     let started = Started {
         pid,
         start_ticks: record::proc_stat(pid).map_or(0, |s| s.start_ticks),
