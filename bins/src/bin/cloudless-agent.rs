@@ -1,0 +1,5 @@
+//! `cloudless-agent join | run`.
+
+fn main() -> std::process::ExitCode {
+    cloudless_bins::cli::agent_main()
+}

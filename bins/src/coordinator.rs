@@ -1,0 +1,992 @@
+//! `cloudless-coordinator`: settings, data directory, and the `init | run | join | snapshot |
+//! status | token` commands. Design record: `docs/design/daemons.md`.
+//!
+//! ```text
+//!  <data-dir>/ (0700)
+//!    coordinator.json        cluster, node id, name, raft address, join state (0600)
+//!    ca/ca.pem, ca/ca.key    cluster CA (key 0600; or ca.key.locked with a passphrase)
+//!    identity/node.pem,.key  this coordinator's certificate and key (0600)
+//!    raft/                   redb: raft log, vote, state machine, snapshots
+//!    admin.pem               admin credentials written by `init` (0600; move it off the host)
+//!
+//!  ports (default layout from --listen P):  P control (QUIC mTLS: agents, coordinators)
+//!    P+1 raft (QUIC mTLS, coordinators only)  P+2 enrollment (QUIC, token)  P+3 API (gRPC/TLS)
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, anyhow, bail};
+use cloudless::api::{ApiConfig, ApiServer, ApiTls};
+use cloudless::coordinator::CoordinatorConfig;
+use cloudless::fabric::{Fabric, FabricHandle};
+use cloudless_core::clock::{Clock, SystemClock};
+use cloudless_core::consensus::{Consensus, ConsensusError};
+use cloudless_core::ids::NodeId;
+use cloudless_core::state::{Command, CommandEnvelope};
+use cloudless_core::transport::{PeerIdentity, Role, Transport};
+use cloudless_net::identity::authz::require_coordinator;
+use cloudless_net::identity::enroll::{
+    EnrollConfig, EnrollParams, EnrollServer, EnrollService, enroll,
+};
+use cloudless_net::identity::handover::{fetch_ca, serve_ca_handover};
+use cloudless_net::identity::lock::DEFAULT_KDF_ITERATIONS;
+use cloudless_net::identity::renewal::{serve_renewal, validity};
+use cloudless_net::identity::{
+    CA_KEY_FILE, ClusterCa, DEFAULT_NODE_LIFETIME, JoinToken, NODE_CERT_FILE, NODE_KEY_FILE,
+    NodeCredentials, NodeKey, TokenRole, write_private,
+};
+use cloudless_net::quic::{QuicConfig, QuicTransport};
+use cloudless_net::{Method, Router, RpcConfig, RpcEndpoint, Status};
+use cloudless_store::{RaftConsensus, RaftConsensusConfig, RaftService};
+use serde::{Deserialize, Serialize};
+
+use crate::common::{self, create_private_dir, is_empty_dir, resolve};
+use crate::config::{self, ConfigError};
+
+/// Metadata file of a coordinator data dir.
+pub const META_FILE: &str = "coordinator.json";
+/// CA subdirectory.
+pub const CA_DIR: &str = "ca";
+/// Identity subdirectory.
+pub const IDENTITY_DIR: &str = "identity";
+/// Raft data subdirectory.
+pub const RAFT_DIR: &str = "raft";
+/// Default admin credentials file name inside the data dir.
+pub const ADMIN_FILE: &str = "admin.pem";
+/// Default control port.
+pub const DEFAULT_PORT: u16 = 7400;
+/// Lifetime of the admin certificate `init` writes.
+pub const ADMIN_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Default lifetime of a join token.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long start-up waits for this member to see a leader.
+pub const LEADER_WAIT: Duration = Duration::from_secs(30);
+
+/// A coordinator asks an existing one to add it as a raft voter (coordinator identities only;
+/// a coordinator can only add itself).
+pub const ADD_VOTER: Method<AddVoterRequest, AddVoterResponse> =
+    Method::new("cloudless.v1.Daemon/AddVoter");
+
+/// Request of [`ADD_VOTER`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AddVoterRequest {
+    /// The caller's raft address (`host:port`).
+    #[prost(string, tag = "1")]
+    pub raft_address: String,
+}
+
+/// Answer of [`ADD_VOTER`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AddVoterResponse {
+    /// The voters after the change.
+    #[prost(uint64, repeated, tag = "1")]
+    pub voters: Vec<u64>,
+}
+
+/// The config file of a coordinator (YAML; every key optional; unknown keys rejected).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorFile {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Cluster name (`init`).
+    pub cluster: Option<String>,
+    /// This coordinator's node name.
+    pub name: Option<String>,
+    /// Control address (QUIC).
+    pub listen: Option<String>,
+    /// Raft address (QUIC); default listen port + 1.
+    pub raft_listen: Option<String>,
+    /// Enrollment address (QUIC); default listen port + 2.
+    pub enroll_listen: Option<String>,
+    /// Public API address (gRPC over TLS); default listen port + 3.
+    pub api_listen: Option<String>,
+    /// Host other coordinators and agents reach this one at; default the listen host.
+    pub advertise_host: Option<String>,
+    /// File holding the passphrase that locks the CA key.
+    pub ca_passphrase_file: Option<PathBuf>,
+    /// Where `init` writes the admin credentials.
+    pub admin_credentials: Option<PathBuf>,
+}
+
+/// Settings given on the command line or in the environment (`None`: not given).
+#[derive(Debug, Default, Clone)]
+pub struct CoordinatorFlags {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--cluster`.
+    pub cluster: Option<String>,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--raft-listen`.
+    pub raft_listen: Option<String>,
+    /// `--enroll-listen`.
+    pub enroll_listen: Option<String>,
+    /// `--api-listen`.
+    pub api_listen: Option<String>,
+    /// `--advertise-host`.
+    pub advertise_host: Option<String>,
+    /// `--ca-passphrase-file`.
+    pub ca_passphrase_file: Option<PathBuf>,
+    /// `--admin-credentials`.
+    pub admin_credentials: Option<PathBuf>,
+}
+
+/// Resolved settings of a coordinator.
+#[derive(Debug, Clone)]
+pub struct CoordinatorSettings {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Cluster name, when given.
+    pub cluster: Option<String>,
+    /// Node name.
+    pub name: String,
+    /// Control address.
+    pub listen: SocketAddr,
+    /// Raft address.
+    pub raft_listen: SocketAddr,
+    /// Enrollment address.
+    pub enroll_listen: SocketAddr,
+    /// API address.
+    pub api_listen: SocketAddr,
+    /// Advertised host.
+    pub advertise_host: String,
+    /// CA passphrase file.
+    pub ca_passphrase_file: Option<PathBuf>,
+    /// Admin credentials file.
+    pub admin_credentials: PathBuf,
+}
+
+fn addr(field: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse::<SocketAddr>()
+        .map_err(|e| ConfigError::invalid(field, format!("{s:?} is not ip:port: {e}")))
+}
+
+impl CoordinatorSettings {
+    /// Merges flags (and env, through clap) over the config file over the defaults.
+    pub fn resolve(flags: CoordinatorFlags) -> Result<Self, ConfigError> {
+        let file: CoordinatorFile = match &flags.config {
+            Some(path) => config::load_file(path)?,
+            None => CoordinatorFile::default(),
+        };
+        let data_dir =
+            config::pick_opt(flags.data_dir, file.data_dir).ok_or(ConfigError::Missing {
+                field: "data_dir",
+                flag: "data-dir",
+                env: "CLOUDLESS_DATA_DIR",
+            })?;
+        let listen = addr(
+            "listen",
+            &config::pick(flags.listen, file.listen, format!("0.0.0.0:{DEFAULT_PORT}")),
+        )?;
+        let derived = |field: &'static str, flag: Option<String>, f: Option<String>, off: u16| {
+            match config::pick_opt(flag, f) {
+                Some(s) => addr(field, &s),
+                None => common::port_offset(field, listen, off).map_err(|e| {
+                    ConfigError::invalid(field, e.to_string().replace(&format!("{field}: "), ""))
+                }),
+            }
+        };
+        let raft_listen = derived("raft_listen", flags.raft_listen, file.raft_listen, 1)?;
+        let enroll_listen = derived("enroll_listen", flags.enroll_listen, file.enroll_listen, 2)?;
+        let api_listen = derived("api_listen", flags.api_listen, file.api_listen, 3)?;
+        let advertise_host = match config::pick_opt(flags.advertise_host, file.advertise_host) {
+            Some(h) if !h.trim().is_empty() => h,
+            Some(_) => return Err(ConfigError::invalid("advertise_host", "is empty")),
+            None if listen.ip().is_unspecified() => {
+                return Err(ConfigError::invalid(
+                    "advertise_host",
+                    format!(
+                        "required when listen is {listen} (the address others reach this coordinator at)"
+                    ),
+                ));
+            }
+            None => listen.ip().to_string(),
+        };
+        let name = config::pick(flags.name, file.name, common::default_node_name());
+        common::node_name(&name).map_err(|e| ConfigError::invalid("name", e))?;
+        if let Some(c) = flags.cluster.as_ref().or(file.cluster.as_ref()) {
+            cloudless_net::identity::spiffe::validate_cluster_name(c)
+                .map_err(|e| ConfigError::invalid("cluster", e))?;
+        }
+        let admin_credentials = config::pick(
+            flags.admin_credentials,
+            file.admin_credentials,
+            data_dir.join(ADMIN_FILE),
+        );
+        Ok(Self {
+            cluster: flags.cluster.or(file.cluster),
+            name,
+            listen,
+            raft_listen,
+            enroll_listen,
+            api_listen,
+            advertise_host,
+            ca_passphrase_file: flags.ca_passphrase_file.or(file.ca_passphrase_file),
+            admin_credentials,
+            data_dir,
+        })
+    }
+
+    /// The raft address other members dial.
+    pub fn raft_advertise(&self) -> String {
+        format!("{}:{}", self.advertise_host, self.raft_listen.port())
+    }
+
+    fn passphrase(&self) -> Result<Option<zeroize::Zeroizing<String>>> {
+        let Some(path) = &self.ca_passphrase_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("ca_passphrase_file: {}: {e}", path.display()))?;
+        let p = text.trim_end_matches(['\n', '\r']).to_owned();
+        if p.len() < 8 {
+            bail!(
+                "ca_passphrase_file: {}: the passphrase must have at least 8 characters",
+                path.display()
+            );
+        }
+        Ok(Some(zeroize::Zeroizing::new(p)))
+    }
+}
+
+/// What a coordinator data dir records about its member (`coordinator.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    /// Cluster name.
+    pub cluster: String,
+    /// Node id (raft member id).
+    pub node: u64,
+    /// Node name.
+    pub name: String,
+    /// True once this member is a raft voter (false between `join`'s enrollment and the
+    /// membership change; `run` then finishes the join).
+    pub voter: bool,
+    /// Control addresses of the coordinators this one joined through.
+    #[serde(default)]
+    pub peers: Vec<String>,
+}
+
+impl Meta {
+    fn path(dir: &Path) -> PathBuf {
+        dir.join(META_FILE)
+    }
+
+    /// Reads `coordinator.json` from `dir`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = Self::path(dir);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            anyhow!(
+                "data_dir: {}: {e} (not a coordinator data dir? run `init` or `join` first)",
+                path.display()
+            )
+        })?;
+        serde_json::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        let path = Self::path(dir);
+        let text = serde_json::to_vec_pretty(self)?;
+        write_private(&path, &text).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+fn save_ca(ca: &ClusterCa, dir: &Path, passphrase: Option<&str>) -> Result<()> {
+    create_private_dir(dir)?;
+    match passphrase {
+        Some(p) => {
+            let iterations = NonZeroU32::new(DEFAULT_KDF_ITERATIONS)
+                .ok_or_else(|| anyhow!("zero KDF iterations"))?;
+            ca.save_locked(dir, p, iterations)
+        }
+        None => ca.save(dir),
+    }
+    .with_context(|| format!("writing the cluster CA to {}", dir.display()))
+}
+
+fn load_ca(settings: &CoordinatorSettings) -> Result<ClusterCa> {
+    let dir = settings.data_dir.join(CA_DIR);
+    if ClusterCa::is_locked(&dir) {
+        let p = settings.passphrase()?.ok_or_else(|| {
+            anyhow!(
+                "ca_passphrase_file: the CA key in {} is locked; give the passphrase file",
+                dir.display()
+            )
+        })?;
+        ClusterCa::load_locked(&dir, &p).map_err(|e| anyhow!("unlocking the CA: {e}"))
+    } else {
+        ClusterCa::load(&dir).map_err(|e| anyhow!("loading the CA: {e}"))
+    }
+}
+
+fn issue(
+    ca: &ClusterCa,
+    key: &NodeKey,
+    role: Role,
+    node: NodeId,
+    lifetime: Duration,
+) -> Result<NodeCredentials> {
+    let id = PeerIdentity {
+        cluster: ca.cluster().to_owned(),
+        role,
+        node,
+    };
+    let cert = ca.issue(&key.csr()?, &id, SystemTime::now(), lifetime)?;
+    Ok(NodeCredentials::new(key, cert, ca.cert().clone())?)
+}
+
+/// Loads this coordinator's credentials, reissuing its certificate from the CA when less than
+/// half of its lifetime is left (a coordinator holds the CA, so it renews itself at start).
+fn load_credentials(dir: &Path, ca: &ClusterCa) -> Result<NodeCredentials> {
+    let id_dir = dir.join(IDENTITY_DIR);
+    let creds = NodeCredentials::load(&id_dir)
+        .map_err(|e| anyhow!("loading the identity in {}: {e}", id_dir.display()))?;
+    let (from, to) = validity(creds.cert())?;
+    let half = to.duration_since(from).unwrap_or_default() / 2;
+    if SystemTime::now() + half > to {
+        let key = NodeKey::load(&id_dir.join(NODE_KEY_FILE))?;
+        let fresh = issue(
+            ca,
+            &key,
+            Role::Coordinator,
+            creds.identity().node,
+            DEFAULT_NODE_LIFETIME,
+        )?;
+        fresh.save(&id_dir)?;
+        tracing::info!("renewed this coordinator's certificate");
+        return Ok(fresh);
+    }
+    Ok(creds)
+}
+
+fn bind(addr: SocketAddr, creds: &NodeCredentials) -> Result<Arc<QuicTransport>> {
+    Ok(Arc::new(
+        QuicTransport::bind(addr, creds, QuicConfig::default())
+            .map_err(|e| anyhow!("binding {addr}: {e}"))?,
+    ))
+}
+
+/// A raft member on its own transport.
+struct RaftMember {
+    consensus: RaftConsensus,
+    _endpoint: RpcEndpoint,
+    transport: Arc<QuicTransport>,
+}
+
+async fn start_raft(
+    creds: &NodeCredentials,
+    dir: &Path,
+    bind_addr: SocketAddr,
+) -> Result<RaftMember> {
+    let id = creds.identity().clone();
+    let transport = bind(bind_addr, creds).context("raft_listen")?;
+    let service = RaftService::new(id.cluster.clone());
+    let mut router = Router::new();
+    service.register(&mut router);
+    let t: Arc<dyn Transport> = transport.clone();
+    let endpoint = RpcEndpoint::start(Arc::clone(&t), router, RpcConfig::default())?;
+    let consensus = RaftConsensus::start(
+        RaftConsensusConfig::new(id.node, id.cluster, dir.join(RAFT_DIR)),
+        t,
+        endpoint.client(),
+        &service,
+    )
+    .await
+    .with_context(|| format!("opening the raft data in {}", dir.join(RAFT_DIR).display()))?;
+    Ok(RaftMember {
+        consensus,
+        _endpoint: endpoint,
+        transport,
+    })
+}
+
+async fn wait_leader(c: &RaftConsensus, limit: Duration) -> Result<NodeId> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(s) = c.status().await
+            && let Some(l) = s.leader
+        {
+            return Ok(l);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "no raft leader after {} s (is a majority of coordinators up?)",
+                limit.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn propose(c: &dyn Consensus, command: Command) -> Result<()> {
+    c.propose(CommandEnvelope::new(SystemClock.now_ms(), command))
+        .await
+        .map(|_| ())
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// Creates a join token for `role` in the cluster state; returns its text (`CLD1-...`).
+async fn create_token(
+    c: &dyn Consensus,
+    ca: &ClusterCa,
+    role: TokenRole,
+    ttl: Duration,
+    max_uses: Option<u32>,
+) -> Result<zeroize::Zeroizing<String>> {
+    let token = JoinToken::generate(ca.digest())?;
+    let record = token.record(role, SystemClock.now_ms(), ttl, max_uses);
+    propose(c, Command::CreateJoinToken { token: record }).await?;
+    Ok(token.reveal())
+}
+
+/// Output of `init`.
+#[derive(Debug)]
+pub struct InitOutput {
+    /// The agent join token.
+    pub agent_token: zeroize::Zeroizing<String>,
+    /// The coordinator join token, when asked for.
+    pub coordinator_token: Option<zeroize::Zeroizing<String>>,
+}
+
+/// `init`: a new cluster in an empty data dir.
+pub async fn init(
+    s: &CoordinatorSettings,
+    coordinator_token: bool,
+    token_ttl: Duration,
+) -> Result<InitOutput> {
+    let cluster = s.cluster.clone().ok_or(ConfigError::Missing {
+        field: "cluster",
+        flag: "cluster",
+        env: "CLOUDLESS_CLUSTER",
+    })?;
+    let dir = &s.data_dir;
+    if !is_empty_dir(dir)? {
+        bail!(
+            "data_dir: {} is not empty; init only creates a new cluster in an empty directory",
+            dir.display()
+        );
+    }
+    if std::fs::symlink_metadata(&s.admin_credentials).is_ok() {
+        bail!(
+            "admin_credentials: {} already exists; refusing to overwrite it",
+            s.admin_credentials.display()
+        );
+    }
+    let passphrase = s.passphrase()?;
+    create_private_dir(dir)?;
+    let ca = ClusterCa::init(&cluster, SystemTime::now())?;
+    save_ca(
+        &ca,
+        &dir.join(CA_DIR),
+        passphrase.as_deref().map(String::as_str),
+    )?;
+    let node = NodeId(1);
+    let key = NodeKey::generate()?;
+    let creds = issue(&ca, &key, Role::Coordinator, node, DEFAULT_NODE_LIFETIME)?;
+    let id_dir = dir.join(IDENTITY_DIR);
+    create_private_dir(&id_dir)?;
+    creds.save(&id_dir)?;
+
+    // The single-member raft cluster, on a loopback port of its own (nothing dials a single
+    // member); its membership records the advertised raft address.
+    let member = start_raft(&creds, dir, "127.0.0.1:0".parse()?).await?;
+    let c = &member.consensus;
+    let result = async {
+        c.initialize(BTreeMap::from([(node, s.raft_advertise())]))
+            .await
+            .map_err(|e| anyhow!("initializing raft: {e}"))?;
+        wait_leader(c, LEADER_WAIT).await?;
+        let report = common::node_report(dir, "", "", &BTreeMap::new());
+        propose(
+            c,
+            Command::RegisterNodeAs {
+                node,
+                name: common::node_name(&s.name)?,
+                report,
+            },
+        )
+        .await
+        .context("registering this coordinator")?;
+        let agent_token = create_token(c, &ca, TokenRole::Agent, token_ttl, None).await?;
+        let coordinator_token = if coordinator_token {
+            Some(create_token(c, &ca, TokenRole::Coordinator, token_ttl, None).await?)
+        } else {
+            None
+        };
+        Ok::<_, anyhow::Error>(InitOutput {
+            agent_token,
+            coordinator_token,
+        })
+    }
+    .await;
+    c.shutdown().await;
+    member.transport.close();
+    let out = result?;
+
+    let admin_key = NodeKey::generate()?;
+    let admin = issue(&ca, &admin_key, Role::Admin, NodeId(0), ADMIN_LIFETIME)?;
+    common::write_admin_credentials(&s.admin_credentials, &admin_key, &admin)?;
+    Meta {
+        cluster,
+        node: node.get(),
+        name: s.name.clone(),
+        voter: true,
+        peers: Vec::new(),
+    }
+    .save(dir)?;
+    Ok(out)
+}
+
+/// What `join` needs beyond the settings.
+#[derive(Debug, Clone)]
+pub struct JoinArgs {
+    /// Coordinator join token.
+    pub token: String,
+    /// Control addresses of existing coordinators.
+    pub peers: Vec<String>,
+    /// Enrollment address of the first peer (default: its control port + 2).
+    pub peer_enroll: Option<String>,
+}
+
+/// `join` step 1: enroll as a coordinator and fetch the CA. The data dir is then complete but
+/// the member is not yet a voter; [`run`] finishes the join.
+pub async fn join_setup(s: &CoordinatorSettings, args: &JoinArgs) -> Result<()> {
+    let dir = &s.data_dir;
+    if Meta::path(dir).exists() {
+        tracing::info!(
+            "{} exists: this coordinator already enrolled",
+            dir.display()
+        );
+        return Ok(());
+    }
+    if !is_empty_dir(dir)? {
+        bail!(
+            "data_dir: {} is not empty and holds no {META_FILE}",
+            dir.display()
+        );
+    }
+    let first = args
+        .peers
+        .first()
+        .ok_or_else(|| anyhow!("peer: at least one --peer is required"))?;
+    let peer_addr = resolve("peer", first)?;
+    let enroll_addr = match &args.peer_enroll {
+        Some(a) => resolve("peer_enroll", a)?,
+        None => common::port_offset("peer_enroll", peer_addr, 2)?,
+    };
+    let token = JoinToken::parse(&args.token).map_err(|e| anyhow!("token: {e}"))?;
+    create_private_dir(dir)?;
+    let id_dir = dir.join(IDENTITY_DIR);
+    create_private_dir(&id_dir)?;
+    let key = NodeKey::generate()?;
+    key.save(&id_dir.join(NODE_KEY_FILE))?;
+    let report = common::node_report(dir, "", "", &BTreeMap::new());
+    let creds = enroll(
+        enroll_addr,
+        &token,
+        &key,
+        EnrollParams {
+            name: s.name.clone(),
+            role: TokenRole::Coordinator,
+            report,
+        },
+        Duration::from_secs(10),
+    )
+    .await
+    .with_context(|| format!("enrolling at {enroll_addr}"))?;
+    if creds.identity().role != Role::Coordinator {
+        bail!(
+            "the enrollment issued {}, not a coordinator",
+            creds.identity()
+        );
+    }
+    creds.save(&id_dir)?;
+
+    // The CA key, handed over on the authenticated cluster transport.
+    let t = bind(SocketAddr::new(s.listen.ip(), 0), &creds)?;
+    let td: Arc<dyn Transport> = t.clone();
+    let ep = RpcEndpoint::start(Arc::clone(&td), Router::new(), RpcConfig::default())?;
+    let peer = td
+        .connect(first)
+        .await
+        .with_context(|| format!("connecting to {first}"))?;
+    let ca = fetch_ca(&ep.client(), peer.node, creds.ca(), Duration::from_secs(10))
+        .await
+        .with_context(|| format!("fetching the CA from {peer}"))?;
+    drop(ep);
+    t.close();
+    let passphrase = s.passphrase()?;
+    save_ca(
+        &ca,
+        &dir.join(CA_DIR),
+        passphrase.as_deref().map(String::as_str),
+    )?;
+    Meta {
+        cluster: creds.identity().cluster.clone(),
+        node: creds.identity().node.get(),
+        name: s.name.clone(),
+        voter: false,
+        peers: args.peers.clone(),
+    }
+    .save(dir)?;
+    tracing::info!(identity = %creds.identity(), "enrolled as a coordinator");
+    Ok(())
+}
+
+/// Asks the peers, in turn, to add this member as a voter.
+async fn become_voter(
+    creds: &NodeCredentials,
+    listen_ip: std::net::IpAddr,
+    peers: &[String],
+    raft_address: &str,
+) -> Result<()> {
+    let t = bind(SocketAddr::new(listen_ip, 0), creds)?;
+    let td: Arc<dyn Transport> = t.clone();
+    let ep = RpcEndpoint::start(Arc::clone(&td), Router::new(), RpcConfig::default())?;
+    let mut last = String::from("no peers");
+    for p in peers {
+        let peer = match td.connect(p).await {
+            Ok(peer) => peer,
+            Err(e) => {
+                last = format!("{p}: {e}");
+                continue;
+            }
+        };
+        let r = ep
+            .client()
+            .call(
+                peer.node,
+                &ADD_VOTER,
+                AddVoterRequest {
+                    raft_address: raft_address.to_owned(),
+                },
+                Duration::from_secs(30),
+            )
+            .await;
+        match r {
+            Ok(resp) => {
+                tracing::info!(voters = ?resp.voters, via = %peer, "added as a raft voter");
+                t.close();
+                return Ok(());
+            }
+            Err(e) => last = format!("{p}: {e}"),
+        }
+    }
+    t.close();
+    bail!("no coordinator added this member as a voter (last: {last})")
+}
+
+fn serve_add_voter(router: &mut Router, consensus: Arc<dyn Consensus>) {
+    router.unary(&ADD_VOTER, move |ctx, req: AddVoterRequest| {
+        let consensus = Arc::clone(&consensus);
+        async move {
+            require_coordinator(&ctx.peer)?;
+            if req.raft_address.parse::<SocketAddr>().is_err() && !req.raft_address.contains(':') {
+                return Err(Status::invalid_argument(format!(
+                    "raft_address {:?} is not host:port",
+                    req.raft_address
+                )));
+            }
+            let node = ctx.peer.node;
+            let voters = consensus.status().await.map_err(status)?.voters;
+            if !voters.contains(&node) {
+                tracing::info!(%node, addr = %req.raft_address, "adding a raft voter");
+                consensus
+                    .add_voter(node, req.raft_address)
+                    .await
+                    .map_err(status)?;
+            }
+            let voters = consensus.status().await.map_err(status)?.voters;
+            Ok(AddVoterResponse {
+                voters: voters.iter().map(|n| n.get()).collect(),
+            })
+        }
+    });
+}
+
+fn status(e: ConsensusError) -> Status {
+    match e {
+        ConsensusError::NotLeader { leader } => Status::unavailable(format!(
+            "not the leader (leader: {})",
+            leader.map_or_else(|| "unknown".to_owned(), |l| l.to_string())
+        )),
+        other => Status::unavailable(other.to_string()),
+    }
+}
+
+/// A running coordinator.
+pub struct Running {
+    member: RaftMember,
+    control: Arc<QuicTransport>,
+    fabric: Option<FabricHandle>,
+    enroll: Option<EnrollServer>,
+    api: Option<ApiServer>,
+    revocation_sync: tokio::task::JoinHandle<()>,
+    /// The bound addresses: control, raft, enrollment, API.
+    pub addresses: [SocketAddr; 4],
+}
+
+impl Running {
+    /// Stops the API, enrollment, the Fabric, raft and the transports, in that order.
+    pub async fn shutdown(mut self) {
+        self.revocation_sync.abort();
+        if let Some(api) = self.api.take() {
+            api.shutdown().await;
+        }
+        drop(self.enroll.take());
+        if let Some(f) = self.fabric.take() {
+            f.shutdown().await;
+        }
+        self.member.consensus.shutdown().await;
+        self.control.close();
+        self.member.transport.close();
+    }
+}
+
+/// `run`: start every part of a coordinator from its data dir.
+pub async fn run(s: &CoordinatorSettings) -> Result<Running> {
+    let dir = &s.data_dir;
+    let mut meta = Meta::load(dir)?;
+    if let Some(c) = &s.cluster
+        && *c != meta.cluster
+    {
+        bail!(
+            "cluster: the data dir belongs to cluster {:?}, not {c:?}",
+            meta.cluster
+        );
+    }
+    let ca = Arc::new(load_ca(s)?);
+    let creds = load_credentials(dir, &ca)?;
+    if creds.identity().node.get() != meta.node {
+        bail!(
+            "{}: node {} does not match the identity {}",
+            META_FILE,
+            meta.node,
+            creds.identity()
+        );
+    }
+    let member = start_raft(&creds, dir, s.raft_listen).await?;
+    let consensus: Arc<dyn Consensus> = Arc::new(member.consensus.clone());
+    if !meta.voter {
+        become_voter(&creds, s.listen.ip(), &meta.peers, &s.raft_advertise()).await?;
+        meta.voter = true;
+        meta.save(dir)?;
+    }
+    // The coordinator role starts once a leader is known (this member after a restart or a
+    // restore of a single-member cluster; any member of a quorum otherwise).
+    if let Err(e) = wait_leader(&member.consensus, LEADER_WAIT).await {
+        member.consensus.shutdown().await;
+        member.transport.close();
+        return Err(e);
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let control = match bind(s.listen, &creds).context("listen") {
+        Ok(t) => t,
+        Err(e) => {
+            member.consensus.shutdown().await;
+            member.transport.close();
+            return Err(e);
+        }
+    };
+    let mut running = Running {
+        addresses: [
+            control.local_addr()?,
+            member.transport.local_addr()?,
+            s.enroll_listen,
+            s.api_listen,
+        ],
+        member,
+        control: Arc::clone(&control),
+        fabric: None,
+        enroll: None,
+        api: None,
+        revocation_sync: tokio::spawn(async {}),
+    };
+    match start_parts(s, &mut running, &ca, &creds, consensus, clock).await {
+        Ok(()) => Ok(running),
+        Err(e) => {
+            running.shutdown().await;
+            Err(e)
+        }
+    }
+}
+
+async fn start_parts(
+    s: &CoordinatorSettings,
+    running: &mut Running,
+    ca: &Arc<ClusterCa>,
+    creds: &NodeCredentials,
+    consensus: Arc<dyn Consensus>,
+    clock: Arc<dyn Clock>,
+) -> Result<()> {
+    let mut router = Router::new();
+    serve_ca_handover(&mut router, Arc::clone(ca));
+    serve_renewal(
+        &mut router,
+        Arc::clone(ca),
+        Arc::clone(&clock),
+        DEFAULT_NODE_LIFETIME,
+    );
+    serve_add_voter(&mut router, Arc::clone(&consensus));
+    let fabric = Fabric::builder()
+        .coordinator(CoordinatorConfig::default())
+        .consensus_shared(Arc::clone(&consensus))
+        .transport_shared(running.control.clone())
+        .router(router)
+        .build()?
+        .start()
+        .await?;
+    running.fabric = Some(fabric);
+
+    let revoked = running.control.revocations();
+    let service = EnrollService::new(
+        Arc::clone(ca),
+        Arc::clone(&consensus),
+        Arc::clone(&clock),
+        DEFAULT_NODE_LIFETIME,
+    )
+    .with_revoked(revoked.clone());
+    let enroll_server = EnrollServer::bind(
+        s.enroll_listen,
+        creds,
+        Arc::new(service),
+        EnrollConfig::default(),
+    )
+    .map_err(|e| anyhow!("enroll_listen {}: {e}", s.enroll_listen))?;
+    running.addresses[2] = enroll_server.local_addr()?;
+    running.enroll = Some(enroll_server);
+
+    // The transports and the API refuse revoked identities; the list follows the state.
+    let member = running.member.consensus.clone();
+    let raft_revoked = running.member.transport.revocations();
+    let api_revoked = revoked.clone();
+    running.revocation_sync = tokio::spawn(async move {
+        let mut last = BTreeSet::new();
+        loop {
+            let now = member.local_state().revoked_nodes.clone();
+            if now != last {
+                api_revoked.replace(now.clone());
+                raft_revoked.replace(now.clone());
+                last = now;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+
+    let api = cloudless::api::serve(
+        ApiConfig::new(
+            s.api_listen,
+            ApiTls {
+                credentials: creds.clone(),
+                revoked,
+            },
+        ),
+        consensus,
+        clock,
+    )
+    .await
+    .map_err(|e| anyhow!("{e}"))?;
+    running.addresses[3] = api.local_addr();
+    running.api = Some(api);
+    Ok(())
+}
+
+/// `snapshot save`: the state of a stopped coordinator's data dir to `file` (0600).
+pub async fn snapshot_save(
+    data_dir: &Path,
+    file: &Path,
+) -> Result<cloudless_store::snapshot::SnapshotInfo> {
+    let meta = Meta::load(data_dir)?;
+    let state = read_offline_state(data_dir, &meta).await?;
+    Ok(cloudless_store::snapshot::save(&state, file)?)
+}
+
+/// The applied state of the raft data in `data_dir`, read without joining the cluster (an
+/// in-memory transport that reaches no one).
+async fn read_offline_state(
+    data_dir: &Path,
+    meta: &Meta,
+) -> Result<cloudless_core::state::ClusterState> {
+    use cloudless_net::mem::MemNetwork;
+    let me = PeerIdentity {
+        cluster: meta.cluster.clone(),
+        role: Role::Coordinator,
+        node: NodeId(meta.node),
+    };
+    let net = MemNetwork::new(1);
+    let t: Arc<dyn Transport> = Arc::new(net.endpoint(me));
+    let service = RaftService::new(meta.cluster.clone());
+    let mut router = Router::new();
+    service.register(&mut router);
+    let ep = RpcEndpoint::start(Arc::clone(&t), router, RpcConfig::default())?;
+    let c = RaftConsensus::start(
+        RaftConsensusConfig::new(
+            NodeId(meta.node),
+            meta.cluster.clone(),
+            data_dir.join(RAFT_DIR),
+        ),
+        t,
+        ep.client(),
+        &service,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "opening {} (is the coordinator still running? stop it first)",
+            data_dir.join(RAFT_DIR).display()
+        )
+    })?;
+    let state = (*c.local_state()).clone();
+    c.shutdown().await;
+    Ok(state)
+}
+
+/// `snapshot restore`: turn `file` into the raft data of a single-member cluster in
+/// `data_dir` (which must hold this coordinator's CA and identity, and no raft data).
+pub fn snapshot_restore(
+    s: &CoordinatorSettings,
+    file: &Path,
+) -> Result<cloudless_store::snapshot::SnapshotInfo> {
+    let dir = &s.data_dir;
+    let mut meta = Meta::load(dir)?;
+    for f in [
+        dir.join(IDENTITY_DIR).join(NODE_CERT_FILE),
+        dir.join(IDENTITY_DIR).join(NODE_KEY_FILE),
+    ] {
+        if !f.exists() {
+            bail!("data_dir: {} is missing", f.display());
+        }
+    }
+    let ca_dir = dir.join(CA_DIR);
+    if !ca_dir.join(CA_KEY_FILE).exists() && !ClusterCa::is_locked(&ca_dir) {
+        bail!("data_dir: no CA key in {}", ca_dir.display());
+    }
+    let raft = dir.join(RAFT_DIR);
+    if !is_empty_dir(&raft)? {
+        bail!(
+            "data_dir: {} holds raft data; move it away first (restore creates a new single-member cluster)",
+            raft.display()
+        );
+    }
+    let info =
+        cloudless_store::snapshot::restore(file, &raft, NodeId(meta.node), s.raft_advertise())?;
+    meta.voter = true;
+    meta.save(dir)?;
+    Ok(info)
+}
+
+/// Joins the cluster `running` is part of as an admin client of its API.
+pub fn admin_client(api: &[String], credentials: &Path) -> Result<cloudless::Client> {
+    let creds = common::load_admin_credentials(credentials)?;
+    cloudless::Client::new(api.iter().cloned(), &creds).map_err(|e| anyhow!("api: {e}"))
+}
