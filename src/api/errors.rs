@@ -102,3 +102,84 @@ pub(crate) fn consensus(
         ConsensusError::Storage(_) | ConsensusError::Other(_) => Status::internal(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cloudless_core::ids::Generation;
+    use cloudless_core::manifest::ManifestError;
+    use cloudless_core::state::ObjectKind;
+    use tonic::Code;
+
+    #[test]
+    fn apply_errors_map_to_codes() {
+        let nf = ApplyError::NotFound {
+            kind: ObjectKind::Workload,
+            key: "w1".into(),
+        };
+        assert_eq!(apply(&nf).code(), Code::NotFound);
+        let ae = ApplyError::AlreadyExists {
+            kind: ObjectKind::Workload,
+            key: "default/web".into(),
+        };
+        assert_eq!(apply(&ae).code(), Code::AlreadyExists);
+        let gc = ApplyError::GenerationConflict {
+            expected: Generation(1),
+            current: Generation(2),
+        };
+        assert_eq!(apply(&gc).code(), Code::FailedPrecondition);
+        assert_eq!(
+            apply(&ApplyError::Invalid("x".into())).code(),
+            Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn not_leader_carries_the_hint() {
+        let s = consensus(
+            &ConsensusError::NotLeader {
+                leader: Some(NodeId(3)),
+            },
+            |id| (id == NodeId(3)).then(|| "10.0.0.3:7443".to_owned()),
+        );
+        assert_eq!(s.code(), tonic::Code::Unavailable);
+        let get = |k| s.metadata().get(k).and_then(|v| v.to_str().ok());
+        assert_eq!(get(LEADER_KEY), Some("3"));
+        assert_eq!(get(LEADER_ADDR_KEY), Some("10.0.0.3:7443"));
+        let s = consensus(&ConsensusError::NotLeader { leader: None }, |_| None);
+        assert!(s.metadata().get(LEADER_KEY).is_none());
+        let c = ConsensusError::Compacted {
+            requested: cloudless_core::ids::Revision(1),
+            oldest: cloudless_core::ids::Revision(5),
+        };
+        assert_eq!(consensus(&c, |_| None).code(), tonic::Code::OutOfRange);
+    }
+
+    #[test]
+    fn manifest_errors_list_their_paths() {
+        let e = |path: &str| ManifestError {
+            document: 0,
+            path: path.into(),
+            line: Some(3),
+            column: None,
+            message: "bad".into(),
+        };
+        let s = manifest(&ManifestErrors::new(vec![
+            e("spec.replicas"),
+            e(""),
+            e("metadata.name"),
+        ]));
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            s.metadata()
+                .get(FIELD_PATHS_KEY)
+                .and_then(|v| v.to_str().ok()),
+            Some("spec.replicas,metadata.name")
+        );
+        assert!(
+            s.message().contains("spec.replicas: bad"),
+            "{}",
+            s.message()
+        );
+    }
+}
