@@ -138,3 +138,45 @@ pub fn open_store(dir: &Path, retained_changes: usize) -> Result<OpenedStore, Op
         appended,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::db::LOG;
+    use crate::types::{Entry, encode};
+    use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader};
+
+    /// A store written before the write-ahead file kept its log in redb's `log` table: the
+    /// entries move into the WAL at open, the table is emptied, and a second open (now from
+    /// the WAL alone) reads the same log.
+    #[tokio::test]
+    async fn a_log_kept_in_redb_moves_into_the_write_ahead_file() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let entries: Vec<Entry> = (1..=3)
+            .map(|i| Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
+                payload: EntryPayload::Blank,
+            })
+            .collect();
+        {
+            let db = db::open(dir.path()).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut log = txn.open_table(LOG).unwrap();
+                for e in &entries {
+                    log.insert(e.log_id.index, encode(e).unwrap().as_slice())
+                        .unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        for _ in 0..2 {
+            let mut store = open_store(dir.path(), 1).unwrap();
+            let read = store.log.try_get_log_entries(0..).await.unwrap();
+            assert_eq!(read, entries);
+            let db = store.state_machine.db();
+            assert!(db::log_table(db).unwrap().is_empty());
+        }
+    }
+}
