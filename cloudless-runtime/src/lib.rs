@@ -9,6 +9,11 @@
 //! [`ContainerdRuntime`] is the default runtime, over containerd's gRPC API with the hardened
 //! OCI spec of [`oci`] (design record: `docs/design/containerd-runtime.md`).
 //!
+//! [`ProcessRuntime`] runs host binaries (`process://` images) directly, under cgroup limits
+//! where available, for devices without containerd — weaker isolation, documented in
+//! `docs/design/process-runtime.md`; [`ChainRuntime`] asks runtimes in order and falls through
+//! on "can't handle this spec".
+//!
 //! [`supervisor`] is the agent's pure node-local decision core (desired replicas + observed
 //! containers + probe results → container actions; design record:
 //! `docs/design/agent-supervisor.md`).
