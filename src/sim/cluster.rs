@@ -502,22 +502,25 @@ impl SimCluster {
                 spec.name
             )));
         }
-        let applied = self
-            .propose(
-                &format!("register {}", spec.name),
-                Command::RegisterNode {
-                    name: NodeName::new(&spec.name)
-                        .map_err(|e| setup(&format!("node name {}", spec.name), e))?,
-                    report: spec.report(),
-                },
-            )
-            .await?;
-        let CommandResult::NodeRegistered { node } = applied.result else {
-            return Err(setup(
-                "register node",
-                format!("unexpected result {:?}", applied.result),
-            ));
+        // Registered under the next free id with the name a coordinator gives a node it learns
+        // of from a heartbeat (`node-<id>`), so a heartbeat that reaches a coordinator whose
+        // view has not applied the registration yet registers the same node again instead
+        // of conflicting with it.
+        let node = match self.members.observe().await {
+            Some(state) => NodeId(state.next_node_id.max(1)),
+            None => return Err(SimError::Setup("no consensus member runs".into())),
         };
+        let name = NodeName::new(format!("node-{}", node.get()))
+            .map_err(|e| setup(&format!("node name of {}", spec.name), e))?;
+        self.propose(
+            &format!("register {} as {node}", spec.name),
+            Command::RegisterNodeAs {
+                node,
+                name,
+                report: spec.report(),
+            },
+        )
+        .await?;
         let i = self.agents.len();
         let n = self.coordinators.len();
         let link = Arc::new(SimLink::new(node, self.net.clone(), i % n));
@@ -555,6 +558,21 @@ impl SimCluster {
             v.leader,
             self.fault_active()
         );
+        for line in self.members.describe() {
+            let _ = writeln!(out, "  {line}");
+        }
+        for (i, c) in self.coordinators.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  coordinator #{i} {}: {}",
+                c.id,
+                match &c.handle {
+                    None => "down",
+                    Some(h) if h.is_leader() => "leading",
+                    Some(_) => "following",
+                }
+            );
+        }
         if let Some(s) = &v.state {
             let _ = writeln!(out, "  revision {}", s.revision.0);
             for n in s.nodes.values() {
@@ -682,6 +700,11 @@ impl SimCluster {
         self.coordinators
             .iter()
             .position(|c| c.id == id && c.handle.as_ref().is_some_and(|h| h.is_leader()))
+    }
+
+    /// How virtual time was moved so far.
+    pub fn time_stats(&self) -> super::time::TimeStats {
+        self.governor.stats()
     }
 
     /// Container kills injected so far.

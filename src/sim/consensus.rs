@@ -244,6 +244,27 @@ impl Members {
         false
     }
 
+    /// One line per running raft member: term, leader, log and applied index.
+    pub(crate) fn describe(&self) -> Vec<String> {
+        let Members::Raft(g) = self else {
+            return vec!["mem consensus".into()];
+        };
+        g.members
+            .iter()
+            .map(|(id, m)| {
+                let x = m.consensus.raft().metrics().borrow().clone();
+                format!(
+                    "raft {id}: term {} leader {:?} log {:?} applied {:?} {:?}",
+                    x.current_term,
+                    x.current_leader,
+                    x.last_log_index,
+                    x.last_applied.map(|l| l.index),
+                    x.state
+                )
+            })
+            .collect()
+    }
+
     /// True if any raft member runs (the paused clock must then be governed).
     pub(crate) fn raft_running(&self) -> bool {
         matches!(self, Members::Raft(g) if !g.members.is_empty())

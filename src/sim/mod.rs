@@ -56,7 +56,7 @@ pub use invariants::{
 };
 pub use link::{LinkFaults, LinkStats, SimLink, SimNet};
 pub use rng::SimRng;
-pub use time::{REAL_PER_TICK, TICK};
+pub use time::{BUSY_TICK, REAL_PER_TICK, TICK, TimeStats};
 
 /// Why a simulation could not be set up or did not go as required.
 #[derive(Debug, thiserror::Error)]
