@@ -106,10 +106,8 @@ pub(crate) async fn events_about(
     let mut out = Vec::new();
     let read = async {
         while let Ok(Some(c)) = stream.message().await {
-            if let Some(e) = &c.event {
-                if e.subject == subject {
-                    out.push(EventView::from(e));
-                }
+            if let Some(e) = c.event.as_ref().filter(|e| e.subject == subject) {
+                out.push(EventView::from(e));
             }
             if c.revision >= revision {
                 break;
