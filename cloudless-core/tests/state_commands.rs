@@ -1109,7 +1109,7 @@ fn revoke_node_removes_it_fails_its_replicas_and_records_a_security_event() {
     assert!(state.revoked_nodes.contains(&n));
     assert!(!state.nodes.contains_key(&n));
     assert_eq!(state.replicas[&r].phase, ReplicaPhase::Failed);
-    assert!(state.reserved.get(&n).is_none());
+    assert!(!state.reserved.contains_key(&n));
     let keys = change_keys(&applied);
     assert!(keys.contains(&s("node", &n.to_string(), false)));
     let last = state.events.back().unwrap();
