@@ -724,6 +724,49 @@ fn status(e: ConsensusError) -> Status {
     }
 }
 
+/// The consensus handed to the coordinator role: the raft member, except that `state()` on a
+/// follower answers the member's applied state instead of `NotLeader`. The coordinator reads
+/// the state once at start and acts only while leading (where reads stay linearizable), so a
+/// follower coordinator can start and stand by; the API and enrollment get the plain member.
+struct CoordinatorConsensus(RaftConsensus);
+
+#[async_trait::async_trait]
+impl Consensus for CoordinatorConsensus {
+    async fn propose(
+        &self,
+        command: CommandEnvelope,
+    ) -> Result<cloudless_core::state::Applied, ConsensusError> {
+        self.0.propose(command).await
+    }
+
+    async fn state(&self) -> Result<Arc<cloudless_core::state::ClusterState>, ConsensusError> {
+        match self.0.state().await {
+            Err(ConsensusError::NotLeader { .. }) => Ok(self.0.local_state()),
+            other => other,
+        }
+    }
+
+    async fn watch(
+        &self,
+        filter: cloudless_core::consensus::WatchFilter,
+        from: cloudless_core::ids::Revision,
+    ) -> Result<cloudless_core::consensus::ChangeStream, ConsensusError> {
+        self.0.watch(filter, from).await
+    }
+
+    async fn status(&self) -> Result<cloudless_core::consensus::ConsensusStatus, ConsensusError> {
+        self.0.status().await
+    }
+
+    async fn add_voter(&self, id: NodeId, address: String) -> Result<(), ConsensusError> {
+        self.0.add_voter(id, address).await
+    }
+
+    async fn remove_voter(&self, id: NodeId) -> Result<(), ConsensusError> {
+        self.0.remove_voter(id).await
+    }
+}
+
 /// A running coordinator.
 pub struct Running {
     member: RaftMember,
@@ -840,7 +883,7 @@ async fn start_parts(
     serve_add_voter(&mut router, Arc::clone(&consensus));
     let fabric = Fabric::builder()
         .coordinator(CoordinatorConfig::default())
-        .consensus_shared(Arc::clone(&consensus))
+        .consensus(CoordinatorConsensus(running.member.consensus.clone()))
         .transport_shared(running.control.clone())
         .router(router)
         .build()?
