@@ -1114,6 +1114,20 @@ impl SimCluster {
                 }
             }
             Fault::AllCoordinatorsUp => {
+                // Every raft member first, so the coordinators start on a group with a quorum.
+                let down: Vec<NodeId> = self
+                    .coordinators
+                    .iter()
+                    .filter(|c| c.handle.is_none())
+                    .map(|c| c.id)
+                    .collect();
+                for id in down {
+                    if let Members::Raft(g) = &self.members
+                        && g.member(id).is_none()
+                    {
+                        self.start_raft_member(id).await?;
+                    }
+                }
                 for i in 0..self.coordinators.len() {
                     if self.coordinators[i].handle.is_none() {
                         self.start_coordinator(i).await?;

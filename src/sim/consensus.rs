@@ -154,8 +154,9 @@ impl RaftGroup {
 }
 
 /// A raft member as the simulator hands it to its coordinator: every call goes to the member,
-/// except that `state()` on a follower — which `RaftConsensus` answers with `NotLeader` —
-/// falls back to the member's applied state (a serializable read). A coordinator reads state
+/// except that `state()` on a follower or without a quorum — which `RaftConsensus` answers with
+/// `NotLeader` or `Unavailable` — falls back to the member's applied state (a serializable
+/// read). A coordinator reads state
 /// when it starts and after every watched change, including on followers; without this a
 /// follower coordinator could not start (reported in the simulator's design record).
 #[derive(Clone)]
@@ -169,7 +170,9 @@ impl Consensus for FollowerReads {
 
     async fn state(&self) -> Result<Arc<ClusterState>, ConsensusError> {
         match self.0.state().await {
-            Err(ConsensusError::NotLeader { .. }) => Ok(self.0.local_state()),
+            Err(ConsensusError::NotLeader { .. } | ConsensusError::Unavailable(_)) => {
+                Ok(self.0.local_state())
+            }
             other => other,
         }
     }
