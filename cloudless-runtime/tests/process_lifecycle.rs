@@ -668,3 +668,34 @@ async fn bad_input_names_the_field() {
     assert!(err.to_string().contains("command[0]"), "{err}");
     rt.remove(&s.id).await.expect("remove");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_claim_left_by_a_dead_agent_expires() {
+    let state = tempfile::tempdir().expect("tmp");
+    let _reaper = Reaper::new(state.path());
+    let rt = ProcessRuntime::open(config(state.path(), CgroupMode::Off, "claim"))
+        .await
+        .expect("open");
+    let spec = sh("claimed", "exit 4");
+    rt.create(&spec).await.expect("create");
+    let claim = state.path().join("replicas/claimed/start.claim");
+    let file = std::fs::File::create(&claim).expect("claim");
+    // A start in progress (fresh claim) is not run twice.
+    assert!(matches!(
+        rt.start(&spec.id).await,
+        Err(RuntimeError::InvalidState(m)) if m.contains("already starting")
+    ));
+    let old = std::time::SystemTime::now() - Duration::from_secs(120);
+    file.set_modified(old).expect("age the claim");
+    let mut events = rt.events().await.expect("events");
+    rt.start(&spec.id)
+        .await
+        .expect("a stale claim is taken over");
+    assert_eq!(
+        next_exit(&mut events).await,
+        RuntimeEvent::Exited {
+            id: spec.id.clone(),
+            code: 4
+        }
+    );
+}

@@ -360,6 +360,18 @@ pub(crate) async fn create(inner: &Arc<Inner>, spec: &ContainerSpec) -> Result<(
     blocking(move || create_sync(&i, &spec)).await
 }
 
+/// A start claim older than this without `started.json` belongs to a start that died (the
+/// shim reports within seconds).
+const STALE_CLAIM: Duration = Duration::from_secs(30);
+
+fn stale_claim(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > STALE_CLAIM)
+}
+
 /// Starts replica `id` through the shim and waits for its report.
 pub(crate) async fn start(inner: &Arc<Inner>, id: &ContainerId) -> Result<(), RuntimeError> {
     let (i, cid) = (Arc::clone(inner), id.clone());
@@ -371,11 +383,22 @@ pub(crate) async fn start(inner: &Arc<Inner>, id: &ContainerId) -> Result<(), Ru
                 r.state()
             )));
         }
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(r.dir.join(record::CLAIM))
+        let claim_path = r.dir.join(record::CLAIM);
+        let claim = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&claim_path)
+        };
+        let mut claimed = claim();
+        if matches!(&claimed, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists)
+            && stale_claim(&claim_path)
         {
+            // An agent died between claiming and the shim's start: nothing runs.
+            let _ = std::fs::remove_file(&claim_path);
+            claimed = claim();
+        }
+        match claimed {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(RuntimeError::InvalidState(format!(
