@@ -22,6 +22,7 @@ mod actuation;
 mod config;
 mod driver;
 pub mod membership;
+mod revocation;
 mod service;
 mod view;
 
@@ -39,6 +40,7 @@ use crate::control::ControlPlane;
 pub use actuation::plan_workload_status;
 pub use config::{ConfigError, CoordinatorConfig};
 pub use membership::adaptive_interval;
+pub use revocation::{RevocationSink, mirror_revocations};
 
 /// What a coordinator runs against.
 #[derive(Clone)]
