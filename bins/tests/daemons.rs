@@ -52,13 +52,39 @@ fn run(program: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn spawn(program: &str, args: &[&str], log: &Path) -> Child {
+/// A child process killed when dropped (a failing test leaves nothing running).
+struct Guard(Child);
+
+impl std::ops::Deref for Guard {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Guard {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn spawn(program: &str, args: &[&str], log: &Path) -> Guard {
     let f = std::fs::File::create(log).unwrap();
     clean_env(&mut Command::new(program))
         .args(args)
         .stdout(Stdio::null())
         .stderr(f)
         .spawn()
+        .map(Guard)
         .unwrap()
 }
 
@@ -138,7 +164,7 @@ impl Cluster {
         (c, token)
     }
 
-    fn start_coordinator(&self, log: &str) -> Child {
+    fn start_coordinator(&self, log: &str) -> Guard {
         spawn(
             COORDINATOR,
             &[
