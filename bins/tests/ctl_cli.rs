@@ -265,7 +265,7 @@ async fn credentials_and_connection_errors_are_one_clear_line_with_their_exit_co
         err.starts_with("error: no client credentials in context \"x\""),
         "{err}"
     );
-    assert!(err.contains("CLOUDLESS_CREDENTIALS"), "{err}");
+    assert!(err.contains("CLOUDLESSCTL_CREDENTIALS"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     // No config at all.
     let err = run_ctl(None, c.path("empty-home"), &["workload", "ls"])
@@ -298,7 +298,7 @@ async fn credentials_and_connection_errors_are_one_clear_line_with_their_exit_co
     // Environment overrides: a dead endpoint is unavailable (exit 3).
     let r = run_ctl_env(
         &c,
-        &[("CLOUDLESS_ENDPOINT", "127.0.0.1:1")],
+        &[("CLOUDLESSCTL_ENDPOINT", "127.0.0.1:1")],
         &["cluster", "info"],
     )
     .await;
@@ -352,7 +352,7 @@ async fn run_ctl_env(c: &Cluster, env: &[(&str, &str)], args: &[&str]) -> ctl_co
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_cloudlessctl"))
-            .env("CLOUDLESS_CONFIG", config)
+            .env("CLOUDLESSCTL_CONFIG", config)
             .envs(env)
             .args(args)
             .output()

@@ -18,9 +18,9 @@ Examples:
   cloudlessctl -o json node ls | jq '.items[].name'
   cloudlessctl --context prod cluster info
 
-Configuration: ~/.config/cloudless/config.yaml (or $CLOUDLESS_CONFIG) holds contexts with
-endpoints and credential paths; CLOUDLESS_ENDPOINT, CLOUDLESS_CREDENTIALS, CLOUDLESS_CERT,
-CLOUDLESS_KEY, CLOUDLESS_CA, CLOUDLESS_CONTEXT and CLOUDLESS_NAMESPACE override it.
+Configuration: ~/.config/cloudless/config.yaml (or $CLOUDLESSCTL_CONFIG) holds contexts with
+endpoints and credential paths; CLOUDLESSCTL_ENDPOINT, CLOUDLESSCTL_CREDENTIALS, CLOUDLESSCTL_CERT,
+CLOUDLESSCTL_KEY, CLOUDLESSCTL_CA, CLOUDLESSCTL_CONTEXT and CLOUDLESSCTL_NAMESPACE override it.
 
 Exit codes: 0 ok, 1 usage/config/validation, 2 not found, 3 cluster unavailable,
 4 permission denied, 5 conflict, 6 not supported by the cluster, 7 timed out.
@@ -43,29 +43,29 @@ pub(crate) struct GlobalArgs {
     #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub(crate) output: OutputFormat,
     /// Namespace of workloads (default: the context's, else `default`).
-    #[arg(short, long, global = true, env = "CLOUDLESS_NAMESPACE")]
+    #[arg(short, long, global = true, env = "CLOUDLESSCTL_NAMESPACE")]
     pub(crate) namespace: Option<String>,
     /// Context of the config file to use (default: its `currentContext`).
-    #[arg(long, global = true, env = "CLOUDLESS_CONTEXT")]
+    #[arg(long, global = true, env = "CLOUDLESSCTL_CONTEXT")]
     pub(crate) context: Option<String>,
     /// Config file (default: ~/.config/cloudless/config.yaml).
-    #[arg(long, global = true, env = "CLOUDLESS_CONFIG")]
+    #[arg(long, global = true, env = "CLOUDLESSCTL_CONFIG")]
     pub(crate) config: Option<PathBuf>,
     /// Coordinator API endpoints, host:port, comma-separated (overrides the context).
-    #[arg(long, global = true, env = "CLOUDLESS_ENDPOINT", value_delimiter = ',')]
+    #[arg(long, global = true, env = "CLOUDLESSCTL_ENDPOINT", value_delimiter = ',')]
     pub(crate) endpoint: Vec<String>,
     /// Credentials file: key, certificate and CA certificate in PEM, as `cloudless-coordinator
     /// init` writes them (overrides the context).
-    #[arg(long, global = true, env = "CLOUDLESS_CREDENTIALS")]
+    #[arg(long, global = true, env = "CLOUDLESSCTL_CREDENTIALS")]
     pub(crate) credentials: Option<PathBuf>,
     /// Client certificate (PEM; may hold the CA certificate after it).
-    #[arg(long, global = true, env = "CLOUDLESS_CERT")]
+    #[arg(long, global = true, env = "CLOUDLESSCTL_CERT")]
     pub(crate) cert: Option<PathBuf>,
     /// Client private key (PEM, mode 0600).
-    #[arg(long, global = true, env = "CLOUDLESS_KEY")]
+    #[arg(long, global = true, env = "CLOUDLESSCTL_KEY")]
     pub(crate) key: Option<PathBuf>,
     /// Cluster CA certificate (PEM).
-    #[arg(long, global = true, env = "CLOUDLESS_CA")]
+    #[arg(long, global = true, env = "CLOUDLESSCTL_CA")]
     pub(crate) ca: Option<PathBuf>,
 }
 

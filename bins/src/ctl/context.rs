@@ -1,5 +1,5 @@
 //! Where to connect and as whom: contexts in a config file, overridden by environment variables
-//! and flags (flags > `CLOUDLESS_*` > the context).
+//! and flags (flags > `CLOUDLESSCTL_*` > the context).
 //!
 //! ```yaml
 //! currentContext: local
@@ -100,7 +100,7 @@ fn relative_to(base: Option<&Path>, p: Option<PathBuf>) -> Option<PathBuf> {
 }
 
 /// Resolves the context, then applies environment and flag overrides (clap already merged
-/// `CLOUDLESS_*` variables into `g`).
+/// `CLOUDLESSCTL_*` variables into `g`).
 pub(crate) fn resolve(g: &GlobalArgs) -> CtlResult<Resolved> {
     let explicit = g.config.clone();
     let path = explicit.clone().or_else(default_config_path);
@@ -118,7 +118,7 @@ pub(crate) fn resolve(g: &GlobalArgs) -> CtlResult<Resolved> {
                     .as_ref()
                     .map_or_else(|| "no config file".to_owned(), |p| p.display().to_string());
                 return Err(CtlError::general(format!(
-                    "context {name:?} not found in {where_} (known: {}); check --context / CLOUDLESS_CONTEXT or currentContext",
+                    "context {name:?} not found in {where_} (known: {}); check --context / CLOUDLESSCTL_CONTEXT or currentContext",
                     if known.is_empty() {
                         "none".to_owned()
                     } else {
@@ -185,7 +185,7 @@ impl Resolved {
     pub(crate) fn client(&self) -> CtlResult<Client> {
         if self.entry.endpoints.is_empty() {
             return Err(CtlError::general(format!(
-                "no endpoints in {}: set `endpoints:` there, CLOUDLESS_ENDPOINT or --endpoint (host:port of a coordinator's API)",
+                "no endpoints in {}: set `endpoints:` there, CLOUDLESSCTL_ENDPOINT or --endpoint (host:port of a coordinator's API)",
                 self.whence()
             )));
         }
@@ -216,15 +216,15 @@ impl Resolved {
                 assemble("cert", cert, &key, certs)
             }
             (Some(_), None) => Err(CtlError::general(format!(
-                "cert is set but key is not in {}: set `key:`, CLOUDLESS_KEY or --key",
+                "cert is set but key is not in {}: set `key:`, CLOUDLESSCTL_KEY or --key",
                 self.whence()
             ))),
             (None, Some(_)) => Err(CtlError::general(format!(
-                "key is set but cert is not in {}: set `cert:`, CLOUDLESS_CERT or --cert",
+                "key is set but cert is not in {}: set `cert:`, CLOUDLESSCTL_CERT or --cert",
                 self.whence()
             ))),
             (None, None) => Err(CtlError::general(format!(
-                "no client credentials in {}: set `credentials:` to the admin file `cloudless-coordinator init` wrote (or `cert:`/`key:`/`ca:`), CLOUDLESS_CREDENTIALS or --credentials",
+                "no client credentials in {}: set `credentials:` to the admin file `cloudless-coordinator init` wrote (or `cert:`/`key:`/`ca:`), CLOUDLESSCTL_CREDENTIALS or --credentials",
                 self.whence()
             ))),
         }
@@ -270,7 +270,7 @@ fn assemble(
     let mut it = certs.into_iter();
     let (Some(cert), Some(ca)) = (it.next(), it.next()) else {
         return Err(CtlError::general(format!(
-            "{field}: {}: expected the client certificate followed by the cluster CA certificate (or set `ca:` / CLOUDLESS_CA)",
+            "{field}: {}: expected the client certificate followed by the cluster CA certificate (or set `ca:` / CLOUDLESSCTL_CA)",
             path.display()
         )));
     };

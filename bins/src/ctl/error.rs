@@ -56,7 +56,7 @@ impl CtlError {
             Code::NotFound => (exit::NOT_FOUND, ""),
             Code::Unavailable | Code::DeadlineExceeded => (
                 exit::UNAVAILABLE,
-                "; check the endpoints of the context (or CLOUDLESS_ENDPOINT) and that a coordinator runs",
+                "; check the endpoints of the context (or CLOUDLESSCTL_ENDPOINT) and that a coordinator runs",
             ),
             Code::PermissionDenied => (
                 exit::PERMISSION,

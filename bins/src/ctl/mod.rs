@@ -2,7 +2,7 @@
 //! ([`cloudless::Client`]).
 //!
 //! ```text
-//!  argv ──clap (args)──▶ Command ──context (config file < CLOUDLESS_* < flags)──▶ Client
+//!  argv ──clap (args)──▶ Command ──context (config file < CLOUDLESSCTL_* < flags)──▶ Client
 //!       ──commands (apply, node, workload, event, token, cluster)──▶ API calls
 //!       ──output (table | wide | json | yaml)──▶ stdout;  errors ──▶ one line on stderr + exit code
 //! ```

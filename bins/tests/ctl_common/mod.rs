@@ -130,13 +130,13 @@ pub async fn run_ctl(config: Option<PathBuf>, home: PathBuf, args: &[&str]) -> R
     let out = tokio::task::spawn_blocking(move || {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cloudlessctl"));
         for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("CLOUDLESS_") {
+            if k.to_string_lossy().starts_with("CLOUDLESS") {
                 cmd.env_remove(k);
             }
         }
         cmd.env("HOME", &home).env_remove("XDG_CONFIG_HOME");
         if let Some(c) = config {
-            cmd.env("CLOUDLESS_CONFIG", c);
+            cmd.env("CLOUDLESSCTL_CONFIG", c);
         }
         cmd.args(&args).output().expect("cloudlessctl runs")
     });
