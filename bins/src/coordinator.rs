@@ -13,7 +13,7 @@
 //!    P+1 raft (QUIC mTLS, coordinators only)  P+2 enrollment (QUIC, token)  P+3 API (gRPC/TLS)
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, anyhow, bail};
 use cloudless::api::{ApiConfig, ApiServer, ApiTls};
-use cloudless::coordinator::CoordinatorConfig;
+use cloudless::coordinator::{CoordinatorConfig, mirror_revocations};
 use cloudless::fabric::{Fabric, FabricHandle};
 use cloudless_core::clock::{Clock, SystemClock};
 use cloudless_core::consensus::{Consensus, ConsensusError};
@@ -909,22 +909,18 @@ async fn start_parts(
     running.addresses[2] = enroll_server.local_addr()?;
     running.enroll = Some(enroll_server);
 
-    // The transports and the API refuse revoked identities; the list follows the state.
-    let member = running.member.consensus.clone();
-    let raft_revoked = running.member.transport.revocations();
-    let api_revoked = revoked.clone();
-    running.revocation_sync = tokio::spawn(async move {
-        let mut last = BTreeSet::new();
-        loop {
-            let now = member.local_state().revoked_nodes.clone();
-            if now != last {
-                api_revoked.replace(now.clone());
-                raft_revoked.replace(now.clone());
-                last = now;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
+    // The transports and the API refuse revoked identities; the list follows the state. A
+    // revocation also closes the node's open connections (the API and enrollment share the
+    // control transport's set).
+    let control = Arc::clone(&running.control);
+    let raft = Arc::clone(&running.member.transport);
+    running.revocation_sync = mirror_revocations(
+        Arc::new(CoordinatorConsensus(running.member.consensus.clone())),
+        Arc::new(move |node| {
+            control.revoke(node);
+            raft.revoke(node);
+        }),
+    );
 
     let api = cloudless::api::serve(
         ApiConfig::new(

@@ -68,7 +68,7 @@ fn spawn(program: &str, args: &[&str], log: &Path) -> Child {
 
 fn ctl(config: &Path, args: &[&str]) -> Output {
     command(CTL)
-        .env("CLOUDLESS_CONFIG", config)
+        .env("CLOUDLESSCTL_CONFIG", config)
         .args(args)
         .output()
         .unwrap()
@@ -270,6 +270,41 @@ fn cloudlessctl_operates_a_real_coordinator_and_agent() {
     assert_eq!(w["replicas"], 1);
     let out = ctl(&config, &["workload", "get", "missing"]);
     assert_eq!(out.status.code(), Some(2));
+
+    // Removing the node with --revoke closes the agent's open connection (the coordinator
+    // mirrors the state's revoked set into its transport) and keeps it out.
+    let out = ctl(&config, &["node", "rm", "edge-1", "--revoke"]);
+    assert!(
+        out.status.success(),
+        "node rm --revoke: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let agent_log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+        // The open connection is closed as revoked; re-dialing is refused in the handshake.
+        if agent_log.contains("revoked by the peer")
+            || agent_log.contains("invalid peer certificate: Revoked")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent's connection was not closed as revoked{}",
+            logs(dir.path())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let nodes = ctl_json(&config, &["node", "ls", "-o", "json"]);
+    assert!(
+        !nodes["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["name"] == "edge-1"),
+        "a revoked node came back: {nodes}"
+    );
 
     // Stopping the coordinator makes the cluster unavailable (exit 3).
     let mut coord = children.0.remove(0);
