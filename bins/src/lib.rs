@@ -5,5 +5,5 @@ pub mod cli;
 pub mod common;
 pub mod config;
 pub mod coordinator;
-pub mod logging;
 pub mod ctl;
+pub mod logging;

@@ -52,7 +52,12 @@ pub(crate) struct GlobalArgs {
     #[arg(long, global = true, env = "CLOUDLESSCTL_CONFIG")]
     pub(crate) config: Option<PathBuf>,
     /// Coordinator API endpoints, host:port, comma-separated (overrides the context).
-    #[arg(long, global = true, env = "CLOUDLESSCTL_ENDPOINT", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUDLESSCTL_ENDPOINT",
+        value_delimiter = ','
+    )]
     pub(crate) endpoint: Vec<String>,
     /// Credentials file: key, certificate and CA certificate in PEM, as `cloudless-coordinator
     /// init` writes them (overrides the context).
