@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cloudless::coordinator::{mirror_revocations, RevocationSink};
+use cloudless::coordinator::{RevocationSink, mirror_revocations};
 use cloudless_core::consensus::Consensus;
 use cloudless_core::ids::{NodeId, NodeName};
 use cloudless_core::node::{NodeReport, Platform};
