@@ -545,3 +545,92 @@ fn an_agent_on_the_process_runtime_joins_runs_and_both_stop_cleanly() {
         0
     );
 }
+
+#[test]
+fn a_locked_ca_key_needs_its_passphrase_to_run() {
+    let c = Cluster {
+        dir: tempfile::tempdir().unwrap(),
+        base: free_base(),
+    };
+    let secret = c.dir.path().join("passphrase");
+    std::fs::write(&secret, "correct horse battery staple\n").unwrap();
+    let wrong = c.dir.path().join("wrong");
+    std::fs::write(&wrong, "not the passphrase at all\n").unwrap();
+    let coord = c.coord_dir();
+    let coord = coord.to_str().unwrap();
+    let listen = c.listen();
+    let out = run(
+        COORDINATOR,
+        &[
+            "init",
+            "--data-dir",
+            coord,
+            "--cluster",
+            "lab",
+            "--name",
+            "coord-1",
+            "--listen",
+            &listen,
+            "--ca-passphrase-file",
+            secret.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No plaintext CA key on disk.
+    assert!(!c.coord_dir().join("ca/ca.key").exists());
+
+    // Without the passphrase, and with a wrong one, `run` refuses to start.
+    for (args, needle) in [
+        (vec![], "locked"),
+        (
+            vec!["--ca-passphrase-file", wrong.to_str().unwrap()],
+            "unlocking the CA",
+        ),
+    ] {
+        let log = c.dir.path().join("refused.log");
+        let mut all = vec!["run", "--data-dir", coord, "--listen", &listen];
+        all.extend(args);
+        let mut child = spawn(COORDINATOR, &all, &log);
+        let code = wait_exit(&mut child, Duration::from_secs(20), &log);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_ne!(
+            code, 0,
+            "a locked CA started without its passphrase: {text}"
+        );
+        assert!(text.contains(needle), "{needle:?} not in: {text}");
+    }
+
+    // With it, the coordinator runs and serves the API.
+    let log = c.dir.path().join("coordinator.log");
+    let mut coordinator = spawn(
+        COORDINATOR,
+        &[
+            "run",
+            "--data-dir",
+            coord,
+            "--listen",
+            &listen,
+            "--ca-passphrase-file",
+            secret.to_str().unwrap(),
+        ],
+        &log,
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Err(e) = c.nodes() {
+        assert!(
+            Instant::now() < deadline,
+            "API not up: {e}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sigterm(&coordinator);
+    assert_eq!(
+        wait_exit(&mut coordinator, Duration::from_secs(10), &log),
+        0
+    );
+}
