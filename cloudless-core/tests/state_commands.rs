@@ -1309,3 +1309,35 @@ fn set_workload_status_validates() {
         ApplyError::NotFound { .. }
     ));
 }
+
+fn enroll(n: &str) -> Command {
+    Command::EnrollNode {
+        name: name(n),
+        report: report(1000, 1024),
+    }
+}
+
+#[test]
+fn enroll_node_mints_an_id_and_refuses_a_taken_name() {
+    let mut state = ClusterState::new();
+    let applied = ok(&mut state, enroll("edge-1"));
+    assert_eq!(
+        applied.result,
+        CommandResult::NodeRegistered { node: NodeId(1) }
+    );
+    assert_eq!(state.nodes[&NodeId(1)].liveness, Liveness::Joining);
+    // A second enrollment under the same name (two coordinators racing) is refused and
+    // changes nothing, where `RegisterNode` would re-register the existing id.
+    assert_eq!(
+        rejected(&mut state, enroll("edge-1")),
+        ApplyError::AlreadyExists {
+            kind: ObjectKind::Node,
+            key: "edge-1".into()
+        }
+    );
+    let other = ok(&mut state, enroll("edge-2"));
+    assert_eq!(
+        other.result,
+        CommandResult::NodeRegistered { node: NodeId(2) }
+    );
+}

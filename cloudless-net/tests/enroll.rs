@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use cloudless_core::clock::{Clock, SystemClock};
-use cloudless_core::consensus::Consensus;
+use cloudless_core::consensus::{Consensus, ConsensusError};
 use cloudless_core::ids::NodeId;
 use cloudless_core::node::{NodeReport, Platform};
 use cloudless_core::resources::Resources;
@@ -269,4 +269,95 @@ async fn an_agent_token_cannot_join_a_coordinator_and_names_are_unique() {
         c.join(&agent, "c-2", TokenRole::Agent).await,
         RefusalCode::NameTaken,
     );
+}
+
+/// The replicated state as two coordinators see it, with both of them made to read it before
+/// either proposes: a deterministic worst case for two joiners racing under one name.
+struct Lockstep {
+    inner: Arc<MemConsensus>,
+    barrier: tokio::sync::Barrier,
+}
+
+#[async_trait::async_trait]
+impl Consensus for Lockstep {
+    async fn propose(
+        &self,
+        command: CommandEnvelope,
+    ) -> Result<cloudless_core::state::Applied, ConsensusError> {
+        self.inner.propose(command).await
+    }
+    async fn state(&self) -> Result<Arc<cloudless_core::state::ClusterState>, ConsensusError> {
+        let state = self.inner.state().await;
+        self.barrier.wait().await;
+        state
+    }
+    async fn watch(
+        &self,
+        filter: cloudless_core::consensus::WatchFilter,
+        from: cloudless_core::ids::Revision,
+    ) -> Result<cloudless_core::consensus::ChangeStream, ConsensusError> {
+        self.inner.watch(filter, from).await
+    }
+    async fn status(&self) -> Result<cloudless_core::consensus::ConsensusStatus, ConsensusError> {
+        self.inner.status().await
+    }
+    async fn add_voter(&self, id: NodeId, address: String) -> Result<(), ConsensusError> {
+        self.inner.add_voter(id, address).await
+    }
+    async fn remove_voter(&self, id: NodeId) -> Result<(), ConsensusError> {
+        self.inner.remove_voter(id).await
+    }
+}
+
+#[tokio::test]
+async fn the_same_name_through_two_coordinators_at_once_enrolls_once() {
+    let c = Cluster::start();
+    let shared = Arc::new(Lockstep {
+        inner: c.consensus.clone(),
+        barrier: tokio::sync::Barrier::new(2),
+    });
+    // Two coordinators' enrollment endpoints on the same replicated state.
+    let server = |n: u64| {
+        EnrollServer::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            &quic_common::creds(&c.ca, Role::Coordinator, n),
+            Arc::new(EnrollService::new(
+                Arc::clone(&c.ca),
+                shared.clone(),
+                Arc::new(SystemClock),
+                DEFAULT_NODE_LIFETIME,
+            )),
+            EnrollConfig::default(),
+        )
+        .unwrap()
+    };
+    let (first, second) = (server(1_001), server(1_002));
+    for round in 0..3 {
+        let name = format!("twin-{round}");
+        let token = c.token(TokenRole::Agent, Duration::ZERO, HOUR, None).await;
+        let params = || EnrollParams {
+            name: name.clone(),
+            role: TokenRole::Agent,
+            report: report(),
+        };
+        let (k1, k2) = (NodeKey::generate().unwrap(), NodeKey::generate().unwrap());
+        // Both pass the name check (the barrier), then race to register.
+        let (a, b) = tokio::join!(
+            enroll(first.local_addr().unwrap(), &token, &k1, params(), WAIT),
+            enroll(second.local_addr().unwrap(), &token, &k2, params(), WAIT),
+        );
+        let (won, lost) = match (a, b) {
+            (Ok(creds), other) | (other, Ok(creds)) => (creds, other),
+            (a, b) => panic!("neither joiner enrolled: {a:?} / {b:?}"),
+        };
+        refused(lost, RefusalCode::NameTaken);
+        let state = c.consensus.state().await.unwrap();
+        let twins: Vec<NodeId> = state
+            .nodes
+            .values()
+            .filter(|n| n.name.as_str() == name)
+            .map(|n| n.id)
+            .collect();
+        assert_eq!(twins, [won.identity().node], "round {round}");
+    }
 }

@@ -273,6 +273,16 @@ pub enum Command {
         #[serde(default)]
         reason: String,
     },
+    /// Register a node that is joining for the first time (enrollment): mints its `NodeId`
+    /// like `RegisterNode`, but is refused with `AlreadyExists` when the name is taken. Two
+    /// coordinators enrolling the same name at once therefore cannot both hand out a
+    /// certificate for one node id.
+    EnrollNode {
+        /// Human name (unique).
+        name: NodeName,
+        /// Initial report.
+        report: NodeReport,
+    },
     /// Remove join-token records that expired at or before `now_ms`.
     PruneJoinTokens {
         /// The proposer's wall clock (ms since the Unix epoch).

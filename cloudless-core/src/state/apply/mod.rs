@@ -157,6 +157,7 @@ fn dispatch(
             nodes::register_as(state, cx, *node, name, report)
         }
         Command::RevokeNode { node, reason } => nodes::revoke(state, cx, *node, reason),
+        Command::EnrollNode { name, report } => nodes::enroll(state, cx, name, report),
         Command::PruneJoinTokens { now_ms } => tokens::prune(state, cx, *now_ms),
         Command::SetWorkloadStatus {
             workload,

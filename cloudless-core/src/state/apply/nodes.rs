@@ -260,6 +260,23 @@ pub(super) fn remove(
     Ok(CommandResult::Done)
 }
 
+/// Registers a node joining for the first time; a taken name is refused (see
+/// `Command::EnrollNode`).
+pub(super) fn enroll(
+    state: &mut ClusterState,
+    cx: &mut Ctx,
+    name: &NodeName,
+    report: &NodeReport,
+) -> Result<CommandResult, ApplyError> {
+    if state.node_by_name(name.as_str()).is_some() {
+        return Err(ApplyError::AlreadyExists {
+            kind: crate::state::ObjectKind::Node,
+            key: name.to_string(),
+        });
+    }
+    register(state, cx, name, report)
+}
+
 /// Registers a node under an id the caller chose (see `Command::RegisterNodeAs`).
 pub(super) fn register_as(
     state: &mut ClusterState,

@@ -209,13 +209,24 @@ impl EnrollService {
             }
             Err(e) => return Err(unavailable(&e)),
         }
+        // `EnrollNode` refuses a taken name at apply time, so a joiner racing through another
+        // coordinator under the same name cannot receive this node's id.
         let node = match self
-            .propose(Command::RegisterNode { name, report })
+            .propose(Command::EnrollNode {
+                name: name.clone(),
+                report,
+            })
             .await
-            .map_err(|e| unavailable(&e))?
         {
-            CommandResult::NodeRegistered { node } => node,
-            other => return Err(refuse(RefusalCode::Unavailable, format!("{other:?}"))),
+            Ok(CommandResult::NodeRegistered { node }) => node,
+            Ok(other) => return Err(refuse(RefusalCode::Unavailable, format!("{other:?}"))),
+            Err(ConsensusError::Rejected(ApplyError::AlreadyExists { .. })) => {
+                return Err(refuse(
+                    RefusalCode::NameTaken,
+                    format!("a node named {name} already exists"),
+                ));
+            }
+            Err(e) => return Err(unavailable(&e)),
         };
         let identity = PeerIdentity {
             cluster: self.ca.cluster().to_owned(),
