@@ -31,6 +31,9 @@ cargo check --manifest-path fuzz/Cargo.toml --bins
 step "custom scorer example (researcher API on the facade crate)"
 cargo run --quiet --example custom_scorer
 
+step "embedding example: coordinator + agent in one process on single-member raft"
+cargo run --quiet --example embed_node
+
 step "local fabric demo builds (it runs with ./scripts/run-local-fabric.sh, as root)"
 cargo build --quiet --example local_fabric
 
