@@ -34,6 +34,9 @@ cargo run --quiet --example custom_scorer
 step "embedding example: coordinator + agent in one process on single-member raft"
 cargo run --quiet --example embed_node
 
+step "custom runtime example: an echo:// runtime chained before another with ChainRuntime"
+cargo run --quiet --example custom_runtime
+
 step "local fabric demo builds (it runs with ./scripts/run-local-fabric.sh, as root)"
 cargo build --quiet --example local_fabric
 
