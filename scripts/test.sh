@@ -37,6 +37,9 @@ cargo run --quiet --example embed_node
 step "custom runtime example: an echo:// runtime chained before another with ChainRuntime"
 cargo run --quiet --example custom_runtime
 
+step "HA example: 3 raft coordinators in one process survive a leader crash (simulator)"
+cargo run --quiet --features sim --example ha_cluster
+
 step "local fabric demo builds (it runs with ./scripts/run-local-fabric.sh, as root)"
 cargo build --quiet --example local_fabric
 
