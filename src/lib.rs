@@ -1,15 +1,16 @@
 //! # Cloudless
 //!
 //! The facade crate of Cloudless: it re-exports the building blocks so an application depends on
-//! one crate. The `Fabric` builder, the coordinator and agent drivers and the public API arrive
-//! with the control-plane work.
+//! one crate, and wires them into roles: the [`fabric::Fabric`] builder, the [`coordinator`] and
+//! [`agent`] drivers, the agent/coordinator [`control`] contract and its wire [`protocol`], and
+//! the public gRPC [`api`] with its Rust [`Client`]. `docs/architecture.md` has the whole map.
 //!
 //! ```text
 //!  cloudless (facade) ──▶ cloudless-core   vocabulary, state machine, manifests, traits
-//!                    ├──▶ cloudless-sched  Scheduler
-//!                    ├──▶ cloudless-net    Transport, wire types, RPC
-//!                    ├──▶ cloudless-store  Consensus, ObjectStore, SecretStore
-//!                    └──▶ cloudless-runtime Runtime
+//!                    ├──▶ cloudless-sched  Scheduler (WeightedScheduler), rollout, reconciler
+//!                    ├──▶ cloudless-net    Transport (QUIC + mTLS), wire types, RPC, identity
+//!                    ├──▶ cloudless-store  Consensus (RaftConsensus on redb)
+//!                    └──▶ cloudless-runtime Runtime (containerd, process, chain)
 //! ```
 
 pub mod agent;
