@@ -1142,8 +1142,8 @@ impl SimCluster {
 
     /// Kills the container of `replica` wherever it runs; returns the container killed.
     pub async fn kill_replica(&mut self, replica: ReplicaId) -> Result<ContainerId, SimError> {
-        let found = self
-            .view
+        let view = self.observe().await;
+        let found = view
             .running
             .iter()
             .find(|c| c.replica == replica)
