@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cloudless::control::ControlError;
+use cloudless::coordinator::CoordinatorConfig;
 use cloudless_core::consensus::{Consensus, WatchFilter};
 use cloudless_core::ids::{NodeId, Revision};
 use cloudless_core::node::{Liveness, NodeReport, Platform};
@@ -249,7 +250,12 @@ async fn a_follower_answers_not_leader_with_the_hint() {
 #[tokio::test(start_paused = true)]
 async fn a_new_leader_gives_every_node_a_fresh_grace_window() {
     let mut c = Cluster::start(&[(11, "a"), (12, "b")]).await;
-    let follower = start_coordinator(&c.mem, FOLLOWER, &c.leader_cell(), test_config()).await;
+    let grace = Duration::from_secs(4);
+    let config = CoordinatorConfig {
+        takeover_grace: grace,
+        ..test_config()
+    };
+    let follower = start_coordinator(&c.mem, FOLLOWER, &c.leader_cell(), config).await;
     c.eventually("all Ready", Duration::from_secs(3), |s| all_ready(s, 2))
         .await;
     c.partition(NodeId(12), true);
@@ -275,13 +281,14 @@ async fn a_new_leader_gives_every_node_a_fresh_grace_window() {
     assert_eq!(liveness(&state, 12), Some(Liveness::Suspect));
     assert_eq!(liveness(&state, 11), Some(Liveness::Ready));
     let down = c
-        .eventually("n12 Down", Duration::from_secs(5), |s| {
+        .eventually("n12 Down", Duration::from_secs(8), |s| {
             liveness(s, 12) == Some(Liveness::Down)
         })
         .await
         + Duration::from_millis(2500);
+    // Not before the takeover grace, and soon after it.
     assert!(
-        down >= took_over + Duration::from_millis(1800),
+        down >= took_over + grace && down <= took_over + grace + Duration::from_millis(500),
         "down at {down:?}, takeover at {took_over:?}"
     );
     assert_eq!(liveness(&*c.state().await, 11), Some(Liveness::Ready));

@@ -128,7 +128,7 @@ impl Default for AgentConfig {
             data_dir: PathBuf::from("/var/lib/cloudless/agent"),
             heartbeat_interval: Duration::from_millis(500),
             control_retry_initial: Duration::from_millis(500),
-            control_retry_max: Duration::from_secs(30),
+            control_retry_max: Duration::from_secs(5),
             max_restart_backoff: Duration::from_secs(300),
             restart_reset_after: Duration::from_secs(60),
             stop_grace: Duration::from_secs(10),

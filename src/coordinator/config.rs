@@ -61,6 +61,11 @@ pub struct CoordinatorConfig {
     /// Expired join-token records are kept this long (for operators and audits), then the
     /// leader prunes them with `PruneJoinTokens` (default 1 h).
     pub expired_token_retention: Duration,
+    /// After a leader change, no node goes Down before this much silence under the new leader
+    /// (default 10 s). Agents that lost every coordinator retry with backoff (at most 5 s plus
+    /// jitter by default), so a shorter window would mark healthy nodes Down and reschedule
+    /// their replicas after every coordinator outage. Never shorter than `down_after`.
+    pub takeover_grace: Duration,
 }
 
 impl Default for CoordinatorConfig {
@@ -78,6 +83,7 @@ impl Default for CoordinatorConfig {
             stop_grace: Duration::from_secs(12),
             leadership_poll: Duration::from_millis(200),
             expired_token_retention: Duration::from_secs(3600),
+            takeover_grace: Duration::from_secs(10),
         }
     }
 }
@@ -104,6 +110,9 @@ impl CoordinatorConfig {
         }
         if self.stop_grace > day {
             return Err(bad("stop_grace", "must be at most 24h"));
+        }
+        if self.takeover_grace > day {
+            return Err(bad("takeover_grace", "must be at most 24h"));
         }
         if self.expired_token_retention > 30 * day {
             return Err(bad("expired_token_retention", "must be at most 30 days"));

@@ -62,7 +62,15 @@ impl Shared {
         config: CoordinatorConfig,
         deps: CoordinatorDeps,
     ) -> Result<Arc<Self>, CoordinatorError> {
-        let state = deps.consensus.state().await?;
+        // A follower (or a member without quorum yet) cannot serve a linearizable read; it
+        // starts with an empty view, which the takeover in `poll_leadership` replaces.
+        let state = match deps.consensus.state().await {
+            Ok(state) => state,
+            Err(ConsensusError::NotLeader { .. } | ConsensusError::Unavailable(_)) => {
+                Arc::new(ClusterState::new())
+            }
+            Err(e) => return Err(e.into()),
+        };
         let detector = FailureDetector::new(&config);
         let shared = Arc::new(Self {
             node: deps.node,
@@ -184,8 +192,14 @@ impl Shared {
         // every agent fetches its set from this leader once (which also tells this leader
         // which Stopping replicas its agent has been told about).
         *self.view.write().unwrap_or_else(|p| p.into_inner()) = View::new(Arc::clone(&state));
+        // Every node's silence counts from the takeover, and none goes Down before
+        // `takeover_grace` (agents back-off-retrying after an outage need that long).
         let now = self.now();
-        self.detector().reset(now, liveness_of(&state));
+        let extra = self
+            .config
+            .takeover_grace
+            .saturating_sub(self.config.down_after);
+        self.detector().reset(now + extra, liveness_of(&state));
         lock(&self.stop_seen).clear();
         self.leading.store(true, Ordering::Release);
         tracing::info!(node = %self.node, term = status.term, "leading: failure detector restarted with a fresh grace window");
@@ -263,6 +277,14 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 async fn watch_state(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let retry = Duration::from_millis(200);
     loop {
+        // Only the leader keeps a view: a follower answers `NotLeader` and cannot read the
+        // state linearizably; taking over installs a fresh view to follow from.
+        if !shared.is_leader() {
+            tokio::select! {
+                () = tokio::time::sleep(retry) => continue,
+                () = stopped(&mut stop) => return,
+            }
+        }
         let from = Revision(shared.state().revision.0.saturating_add(1));
         let mut stream = match shared.consensus.watch(WatchFilter::all(), from).await {
             Ok(s) => s,

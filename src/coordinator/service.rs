@@ -96,6 +96,16 @@ impl ControlPlane for Service {
                 "{node}: identity revoked"
             )));
         }
+        if !state.nodes.contains_key(&node) {
+            // The cached view may not have applied this node's registration (enrollment
+            // commits it through consensus, possibly on another coordinator): read again
+            // before treating the node as unknown.
+            state = self
+                .shared
+                .refresh()
+                .await
+                .map_err(|e| self.consensus_error(e))?;
+        }
         match state.nodes.get(&node) {
             None => {
                 if node.get() < state.next_node_id {
@@ -144,6 +154,13 @@ impl ControlPlane for Service {
 
     async fn assignments(&self, node: NodeId) -> Result<AssignmentSet, ControlError> {
         self.require_leader()?;
+        if !self.shared.state().nodes.contains_key(&node) {
+            // As in `heartbeat`: the view may lag the node's registration.
+            self.shared
+                .refresh()
+                .await
+                .map_err(|e| self.consensus_error(e))?;
+        }
         let (state, revision) = self.shared.state_and_revision(node);
         if state.revoked_nodes.contains(&node) {
             return Err(ControlError::PermissionDenied(format!(
