@@ -58,25 +58,55 @@ pub(super) async fn run_link(
         tokio::select! {
             biased;
             () = sleep_until(next_at.unwrap_or_else(Instant::now)), if next_at.is_some() => {
-                let now = Instant::now();
-                while heap.peek().is_some_and(|m| m.0.at <= now) {
-                    let Some(Reverse(m)) = heap.pop() else { break };
-                    let Some(inner) = net.upgrade() else { return };
-                    let Some(inbox) = inner.deliverable(from.node, to, &m) else { continue };
-                    drop(inner);
-                    let inbound = Inbound { from: from.clone(), frame: m.frame };
-                    if inbox.send(inbound).await.is_ok()
-                        && let Some(inner) = net.upgrade()
-                    {
-                        inner.count_delivered();
-                    }
+                if !deliver_due(&net, &from, to, &mut heap).await {
+                    return;
                 }
             },
             msg = rx.recv(), if open => match msg {
-                Some(m) => heap.push(Reverse(m)),
+                Some(m) => {
+                    heap.push(Reverse(m));
+                    // A message that is already due (no injected delay) goes out now rather
+                    // than through the timer, whose millisecond granularity would add up to
+                    // 1 ms per hop. Heap order keeps the link FIFO.
+                    if heap.peek().is_some_and(|m| m.0.at <= Instant::now())
+                        && !deliver_due(&net, &from, to, &mut heap).await
+                    {
+                        return;
+                    }
+                }
                 None => open = false,
             },
             else => return,
         }
     }
+}
+
+/// Delivers every message whose time has come, in order; `false` when the network is gone.
+async fn deliver_due(
+    net: &Weak<NetInner>,
+    from: &PeerIdentity,
+    to: NodeId,
+    heap: &mut BinaryHeap<Reverse<InFlight>>,
+) -> bool {
+    let now = Instant::now();
+    while heap.peek().is_some_and(|m| m.0.at <= now) {
+        let Some(Reverse(m)) = heap.pop() else { break };
+        let Some(inner) = net.upgrade() else {
+            return false;
+        };
+        let Some(inbox) = inner.deliverable(from.node, to, &m) else {
+            continue;
+        };
+        drop(inner);
+        let inbound = Inbound {
+            from: from.clone(),
+            frame: m.frame,
+        };
+        if inbox.send(inbound).await.is_ok()
+            && let Some(inner) = net.upgrade()
+        {
+            inner.count_delivered();
+        }
+    }
+    true
 }
