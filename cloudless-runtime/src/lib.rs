@@ -40,3 +40,4 @@ pub use process::{ProcessConfig, ProcessRuntime};
 pub mod chain;
 pub use chain::ChainRuntime;
 pub mod busybox;
+mod capped_log;

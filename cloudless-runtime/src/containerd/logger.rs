@@ -11,6 +11,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::capped_log::CappedLog;
+
 /// Arguments of the logger (from the `binary://` URI's query, in any order).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggerArgs {
@@ -59,35 +61,8 @@ pub(crate) fn uri(logger: &Path, file: &Path, limit: u64) -> String {
     )
 }
 
-struct Sink {
-    file: File,
-    written: u64,
-    limit: u64,
-    marked: bool,
-}
-
-impl Sink {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        let room = usize::try_from(self.limit.saturating_sub(self.written)).unwrap_or(usize::MAX);
-        let keep = &data[..data.len().min(room)];
-        if !keep.is_empty() {
-            self.file.write_all(keep)?;
-            self.written += keep.len() as u64;
-        }
-        if keep.len() < data.len() && !self.marked {
-            self.marked = true;
-            let marker = format!(
-                "\n[cloudless: log limit of {} bytes reached; further output dropped]\n",
-                self.limit
-            );
-            self.file.write_all(marker.as_bytes())?;
-        }
-        Ok(())
-    }
-}
-
 /// Copies one stream into the sink until EOF; write errors stop writing but not draining.
-fn drain(mut input: File, sink: &Arc<Mutex<Sink>>) {
+fn drain(mut input: File, sink: &Arc<Mutex<CappedLog>>) {
     let mut buf = vec![0; 32 << 10];
     let mut writable = true;
     loop {
@@ -125,12 +100,7 @@ pub fn run(args: &LoggerArgs) -> std::io::Result<()> {
         .write(true)
         .open("/proc/self/fd/5")?
         .write_all(b"r")?;
-    let sink = Arc::new(Mutex::new(Sink {
-        file,
-        written,
-        limit: args.limit,
-        marked: written > args.limit,
-    }));
+    let sink = Arc::new(Mutex::new(CappedLog::new(file, written, args.limit)));
     let other = Arc::clone(&sink);
     let t = std::thread::spawn(move || drain(stderr, &other));
     drain(stdout, &sink);
@@ -181,27 +151,5 @@ mod tests {
     fn uri_escapes_paths() {
         let u = uri(Path::new("/usr/bin/cl-logger"), Path::new("/d/a b.log"), 5);
         assert_eq!(u, "binary:///usr/bin/cl-logger?file=/d/a%20b.log&limit=5");
-    }
-
-    #[test]
-    fn sink_caps_and_marks_once() {
-        let path = std::env::temp_dir().join(format!("cld-sink-{}", std::process::id()));
-        let file = File::create(&path).expect("file");
-        let mut sink = Sink {
-            file,
-            written: 0,
-            limit: 5,
-            marked: false,
-        };
-        sink.write(b"abc").expect("w");
-        sink.write(b"defgh").expect("w");
-        sink.write(b"ijk").expect("w");
-        let got = std::fs::read_to_string(&path).expect("read");
-        assert!(
-            got.starts_with("abcde\n[cloudless: log limit of 5 bytes"),
-            "{got}"
-        );
-        assert_eq!(got.matches("log limit").count(), 1);
-        let _ = std::fs::remove_file(&path);
     }
 }

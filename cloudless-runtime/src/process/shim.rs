@@ -26,6 +26,7 @@ use rustix::process::Signal;
 use super::plan::Plan;
 use super::record::{self, ExitRecord, Started};
 use super::signal::kill_group;
+use crate::capped_log::CappedLog;
 
 /// How long the supervisor waits for the last output after the process exited (processes that
 /// escaped the group and cgroup may hold the pipe open for ever).
@@ -97,36 +98,7 @@ fn launch(dir: &Path) -> Result<(), String> {
     }
 }
 
-/// The capped log writer: keeps the first `limit` bytes, then one marker line, then drops
-/// output while still reading it (the process never blocks on a full pipe).
-struct Sink {
-    file: File,
-    written: u64,
-    limit: u64,
-    marked: bool,
-}
-
-impl Sink {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        let room = usize::try_from(self.limit.saturating_sub(self.written)).unwrap_or(usize::MAX);
-        let keep = &data[..data.len().min(room)];
-        if !keep.is_empty() {
-            self.file.write_all(keep)?;
-            self.written += keep.len() as u64;
-        }
-        if keep.len() < data.len() && !self.marked {
-            self.marked = true;
-            let marker = format!(
-                "\n[cloudless: log limit of {} bytes reached; further output dropped]\n",
-                self.limit
-            );
-            self.file.write_all(marker.as_bytes())?;
-        }
-        Ok(())
-    }
-}
-
-fn drain(mut input: impl Read, mut sink: Sink) {
+fn drain(mut input: impl Read, mut sink: CappedLog) {
     let mut buf = vec![0; 32 << 10];
     let mut writable = true;
     loop {
@@ -228,12 +200,7 @@ fn supervise(dir: &Path) -> Result<(), String> {
     }
     report(&format!("started {pid}"));
 
-    let sink = Sink {
-        file: log,
-        written,
-        limit: plan.log_max_bytes,
-        marked: written > plan.log_max_bytes,
-    };
+    let sink = CappedLog::new(log, written, plan.log_max_bytes);
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         drain(reader, sink);
@@ -314,27 +281,6 @@ fn run(dir: &Path, exec: Option<Vec<String>>) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sink_caps_and_marks_once() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("log");
-        let mut sink = Sink {
-            file: File::create(&path).expect("file"),
-            written: 0,
-            limit: 5,
-            marked: false,
-        };
-        sink.write(b"abc").expect("w");
-        sink.write(b"defgh").expect("w");
-        sink.write(b"ijk").expect("w");
-        let got = std::fs::read_to_string(&path).expect("read");
-        assert!(
-            got.starts_with("abcde\n[cloudless: log limit of 5 bytes"),
-            "{got}"
-        );
-        assert_eq!(got.matches("log limit").count(), 1);
-    }
 
     #[test]
     fn usage_errors() {
