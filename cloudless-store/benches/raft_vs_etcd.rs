@@ -20,24 +20,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A measurement program: fail loudly.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cloudless_core::consensus::Consensus;
-use cloudless_core::event::{EventCategory, Severity};
-use cloudless_core::ids::NodeId;
-use cloudless_core::state::{Command, CommandEnvelope};
-use cloudless_core::transport::{PeerIdentity, Role};
-use cloudless_net::mem::{MemNetwork, addr_of};
-use cloudless_net::{Router, RpcConfig, RpcEndpoint};
-use cloudless_store::{RaftConsensus, RaftConsensusConfig, RaftService, Timeouts};
+use cloudless_store::RaftConsensus;
 
-const CLUSTER: &str = "bench";
+use common::{event, percentile};
+
 const WARMUP: u64 = 200;
 const VALUE_BYTES: usize = 150;
 
@@ -65,11 +60,6 @@ impl Figures {
             self.p99.as_secs_f64() * 1e3,
         );
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// Runs `clients` concurrent writers, each calling `write(n)` `writes / clients` times with
@@ -110,68 +100,6 @@ where
 
 // ---------------------------------------------------------------------------------------------
 // Cloudless raft (same setup as benches/raft_write.rs)
-
-fn event(i: u64) -> CommandEnvelope {
-    CommandEnvelope::new(
-        1_700_000_000_000 + i,
-        Command::RecordEvent {
-            category: EventCategory::Workload,
-            severity: Severity::Info,
-            subject: "bench".into(),
-            reason: "Write".into(),
-            message: format!("write {i}"),
-        },
-    )
-}
-
-struct Member {
-    consensus: RaftConsensus,
-    _endpoint: RpcEndpoint,
-}
-
-async fn start_raft(dir: &Path) -> (Vec<Member>, RaftConsensus) {
-    let net = MemNetwork::new(1);
-    let mut members = Vec::new();
-    for id in 1..=3u64 {
-        let identity = PeerIdentity {
-            cluster: CLUSTER.into(),
-            role: Role::Coordinator,
-            node: NodeId(id),
-        };
-        let transport = Arc::new(net.endpoint(identity));
-        let service = RaftService::new(CLUSTER);
-        let mut router = Router::new();
-        service.register(&mut router);
-        let endpoint = RpcEndpoint::start(transport.clone(), router, RpcConfig::default()).unwrap();
-        let config = RaftConsensusConfig::new(NodeId(id), CLUSTER, dir.join(format!("n{id}")))
-            .with_timeouts(Timeouts::lan());
-        let consensus = RaftConsensus::start(config, transport, endpoint.client(), &service)
-            .await
-            .unwrap();
-        members.push(Member {
-            consensus,
-            _endpoint: endpoint,
-        });
-    }
-    let voters: BTreeMap<NodeId, String> = (1..=3)
-        .map(|id| (NodeId(id), addr_of(NodeId(id))))
-        .collect();
-    members[0].consensus.initialize(voters).await.unwrap();
-    let raft = members[0].consensus.raft().clone();
-    let m = raft
-        .wait(Some(Duration::from_secs(30)))
-        .metrics(|m| m.current_leader.is_some(), "a leader")
-        .await
-        .unwrap();
-    let leader = m.current_leader.unwrap();
-    let handle = members
-        .iter()
-        .find(|m| m.consensus.id() == NodeId(leader))
-        .unwrap()
-        .consensus
-        .clone();
-    (members, handle)
-}
 
 async fn raft_run(leader: &RaftConsensus, clients: u64, writes: u64, base: u64) -> Figures {
     let leader = leader.clone();
@@ -367,7 +295,7 @@ fn main() {
             dir.path().display()
         );
 
-        let (members, leader) = start_raft(&dir.path().join("raft")).await;
+        let (members, leader) = common::start(&dir.path().join("raft")).await;
         raft_run(&leader, 1, WARMUP, 0).await;
         let raft_1 = raft_run(&leader, 1, writes, 1_000_000).await;
         raft_1.print("cloudless", 1);

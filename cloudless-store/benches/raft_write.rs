@@ -8,87 +8,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A measurement program: fail loudly.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Instant;
 
 use cloudless_core::consensus::Consensus;
-use cloudless_core::event::{EventCategory, Severity};
-use cloudless_core::ids::NodeId;
-use cloudless_core::state::{Command, CommandEnvelope};
-use cloudless_core::transport::{PeerIdentity, Role};
-use cloudless_net::mem::{MemNetwork, addr_of};
-use cloudless_net::{Router, RpcConfig, RpcEndpoint};
-use cloudless_store::{RaftConsensus, RaftConsensusConfig, RaftService, Timeouts};
+use cloudless_store::RaftConsensus;
 
-const CLUSTER: &str = "bench";
-
-fn event(i: u64) -> CommandEnvelope {
-    CommandEnvelope::new(
-        1_700_000_000_000 + i,
-        Command::RecordEvent {
-            category: EventCategory::Workload,
-            severity: Severity::Info,
-            subject: "bench".into(),
-            reason: "Write".into(),
-            message: format!("write {i}"),
-        },
-    )
-}
-
-struct Member {
-    consensus: RaftConsensus,
-    _endpoint: RpcEndpoint,
-}
-
-async fn start(dir: &std::path::Path) -> (Vec<Member>, RaftConsensus) {
-    let net = MemNetwork::new(1);
-    let mut members = Vec::new();
-    for id in 1..=3u64 {
-        let identity = PeerIdentity {
-            cluster: CLUSTER.into(),
-            role: Role::Coordinator,
-            node: NodeId(id),
-        };
-        let transport = Arc::new(net.endpoint(identity));
-        let service = RaftService::new(CLUSTER);
-        let mut router = Router::new();
-        service.register(&mut router);
-        let endpoint = RpcEndpoint::start(transport.clone(), router, RpcConfig::default()).unwrap();
-        let config = RaftConsensusConfig::new(NodeId(id), CLUSTER, dir.join(format!("n{id}")))
-            .with_timeouts(Timeouts::lan());
-        let consensus = RaftConsensus::start(config, transport, endpoint.client(), &service)
-            .await
-            .unwrap();
-        members.push(Member {
-            consensus,
-            _endpoint: endpoint,
-        });
-    }
-    let voters: BTreeMap<NodeId, String> = (1..=3)
-        .map(|id| (NodeId(id), addr_of(NodeId(id))))
-        .collect();
-    members[0].consensus.initialize(voters).await.unwrap();
-    let raft = members[0].consensus.raft().clone();
-    let m = raft
-        .wait(Some(Duration::from_secs(30)))
-        .metrics(|m| m.current_leader.is_some(), "a leader")
-        .await
-        .unwrap();
-    let leader = m.current_leader.unwrap();
-    let handle = members
-        .iter()
-        .find(|m| m.consensus.id() == NodeId(leader))
-        .unwrap()
-        .consensus
-        .clone();
-    (members, handle)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
+use common::{event, percentile, start};
 
 async fn run(leader: &RaftConsensus, clients: u64, writes: u64, base: u64) {
     let per_client = writes / clients;
