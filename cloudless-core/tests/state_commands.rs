@@ -390,6 +390,138 @@ fn removing_a_node_fails_its_replicas_and_releases_reservations() {
     );
 }
 
+/// `(assigned, ready, available)` of `w`.
+fn counters(state: &ClusterState, w: WorkloadId) -> (u32, u32, u32) {
+    let s = &state.workloads[&w].status;
+    (s.assigned, s.ready, s.available)
+}
+
+/// Two Ready nodes and a workload with two Running, ready replicas on `a` and one on `b`.
+fn three_ready_replicas() -> (ClusterState, NodeId, NodeId, WorkloadId, Vec<ReplicaId>) {
+    let mut state = ClusterState::new();
+    let a = ready_node(&mut state, "a", 1000, 1000);
+    let b = ready_node(&mut state, "b", 1000, 1000);
+    let w = workload(&mut state, "web");
+    let ids = assigned(&ok_assign(
+        &mut state,
+        w,
+        &[(a, res(1, 1)), (a, res(1, 1)), (b, res(1, 1))],
+    ));
+    for id in &ids {
+        ok(&mut state, replica_update(*id, ReplicaPhase::Running, true));
+    }
+    assert_eq!(counters(&state, w), (3, 3, 3));
+    (state, a, b, w, ids)
+}
+
+fn set_liveness(
+    state: &mut ClusterState,
+    node: NodeId,
+    liveness: Liveness,
+) -> Vec<(String, String, bool)> {
+    change_keys(&ok(
+        state,
+        Command::SetLiveness {
+            changes: vec![(node, liveness)],
+        },
+    ))
+}
+
+#[test]
+fn replicas_on_a_down_node_stop_counting_and_count_again_when_it_is_ready() {
+    let (mut state, a, _, w, ids) = three_ready_replicas();
+    // Suspect still counts: the node may well be serving; nothing about the workload changes.
+    let changes = set_liveness(&mut state, a, Liveness::Suspect);
+    assert!(!changes.iter().any(|(kind, _, _)| kind == "workload"));
+    assert_eq!(counters(&state, w), (3, 3, 3));
+    // Down: its two replicas no longer count as ready or available, but keep their
+    // reservations (assigned) until they are released; the workload change is reported.
+    let changes = set_liveness(&mut state, a, Liveness::Down);
+    assert!(changes.contains(&s("workload", "w1", true)));
+    assert_eq!(counters(&state, w), (3, 1, 1));
+    assert!(ids.iter().all(|id| state.replicas[id].ready));
+    // A report from the Down node (committed late) does not bring a replica back.
+    ok(
+        &mut state,
+        replica_update(ids[0], ReplicaPhase::Running, false),
+    );
+    ok(
+        &mut state,
+        replica_update(ids[0], ReplicaPhase::Running, true),
+    );
+    assert_eq!(counters(&state, w), (3, 1, 1));
+    // Ready again: they count again, as their reports say.
+    let changes = set_liveness(&mut state, a, Liveness::Ready);
+    assert!(changes.contains(&s("workload", "w1", true)));
+    assert_eq!(counters(&state, w), (3, 3, 3));
+    // Left counts as gone too.
+    set_liveness(&mut state, a, Liveness::Left);
+    assert_eq!(counters(&state, w), (3, 1, 1));
+}
+
+#[test]
+fn a_re_registered_node_counts_only_once_ready_again() {
+    let (mut state, a, _, w, _) = three_ready_replicas();
+    set_liveness(&mut state, a, Liveness::Down);
+    assert_eq!(counters(&state, w), (3, 1, 1));
+    ok(
+        &mut state,
+        Command::RegisterNode {
+            name: name("a"),
+            report: report(1000, 1000),
+        },
+    );
+    assert_eq!(state.nodes[&a].liveness, Liveness::Joining);
+    assert_eq!(counters(&state, w), (3, 1, 1));
+    set_liveness(&mut state, a, Liveness::Ready);
+    assert_eq!(counters(&state, w), (3, 3, 3));
+    // Re-registering a Ready node (an agent restart that adopted its containers) keeps it
+    // Ready and its replicas counted.
+    ok(
+        &mut state,
+        Command::RegisterNode {
+            name: name("a"),
+            report: report(1000, 1000),
+        },
+    );
+    assert_eq!(counters(&state, w), (3, 3, 3));
+}
+
+#[test]
+fn removed_and_revoked_nodes_replicas_never_count() {
+    let (mut state, a, b, w, _) = three_ready_replicas();
+    ok(&mut state, Command::RemoveNode { node: a });
+    assert_eq!(counters(&state, w), (1, 1, 1));
+    ok(
+        &mut state,
+        Command::RevokeNode {
+            node: b,
+            reason: "stolen".into(),
+        },
+    );
+    assert_eq!(counters(&state, w), (0, 0, 0));
+}
+
+#[test]
+fn a_rollout_on_a_down_node_recounts_with_liveness() {
+    let (mut state, a, _, w, _) = three_ready_replicas();
+    set_liveness(&mut state, a, Liveness::Down);
+    let mut spec = WorkloadSpec::new("img:2");
+    spec.replicas = 3;
+    ok(
+        &mut state,
+        Command::UpdateWorkload {
+            workload: w,
+            expected_generation: None,
+            spec,
+        },
+    );
+    // Old generation: one ready (on b), none available.
+    assert_eq!(counters(&state, w), (3, 1, 0));
+    set_liveness(&mut state, a, Liveness::Ready);
+    assert_eq!(counters(&state, w), (3, 3, 0));
+}
+
 // ---- workloads ----
 
 #[test]

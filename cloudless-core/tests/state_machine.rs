@@ -420,16 +420,26 @@ fn check_step(
             }
         }
     }
-    // Workload counters equal the ledger.
+    // Workload counters equal the ledger: every replica holding a reservation is assigned;
+    // it is ready only if it reports ready and its node exists and is Ready or Suspect.
     for w in after.workloads.values() {
         let mine: Vec<_> = after
             .replicas_of(w.id)
             .filter(|r| r.holds_reservation())
             .collect();
-        let ready = mine.iter().filter(|r| r.ready).count();
+        let node_live = |node: &NodeId| {
+            after
+                .nodes
+                .get(node)
+                .is_some_and(|n| matches!(n.liveness, Liveness::Ready | Liveness::Suspect))
+        };
+        let ready = mine
+            .iter()
+            .filter(|r| r.ready && node_live(&r.node))
+            .count();
         let available = mine
             .iter()
-            .filter(|r| r.ready && r.generation == w.generation)
+            .filter(|r| r.ready && node_live(&r.node) && r.generation == w.generation)
             .count();
         assert_eq!(
             (

@@ -32,6 +32,8 @@ pub(super) fn register(
                 node.liveness = Liveness::Joining;
             }
         }
+        // Whether its replicas count as ready depends on the liveness just set.
+        replicas::refresh_counters(state, cx, &BTreeSet::from([id]));
         cx.touch(Touched::Node(id));
         cx.event(
             EventCategory::Membership,
@@ -107,6 +109,7 @@ pub(super) fn set_liveness(
             )));
         }
     }
+    let mut changed = BTreeSet::new();
     for (id, liveness) in changes {
         let Some(node) = state.nodes.get_mut(id) else {
             continue;
@@ -114,6 +117,7 @@ pub(super) fn set_liveness(
         if node.liveness == *liveness {
             continue;
         }
+        changed.insert(*id);
         let from = node.liveness;
         node.liveness = *liveness;
         let (reason, severity) = match liveness {
@@ -133,6 +137,9 @@ pub(super) fn set_liveness(
             format!("node {name} ({id}) liveness {from:?} -> {liveness:?}"),
         );
     }
+    // Replicas on a Down (or Joining, Left) node stop counting as ready; on a Ready or
+    // Suspect one they count again.
+    replicas::refresh_counters(state, cx, &changed);
     Ok(CommandResult::Done)
 }
 
@@ -249,6 +256,8 @@ pub(super) fn remove(
     }
     state.nodes.remove(&id);
     state.reserved.remove(&id);
+    // Anything left on the node (terminal replicas, none counting) no longer has a node.
+    replicas::refresh_counters(state, cx, &BTreeSet::from([id]));
     cx.touch(Touched::Node(id));
     cx.event(
         EventCategory::Membership,

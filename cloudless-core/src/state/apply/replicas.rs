@@ -291,12 +291,29 @@ struct Counts {
     available: u32,
 }
 
-fn counts(r: Option<&Replica>, current: Generation) -> Counts {
+/// True if replicas on `node` may count as ready: the node exists and is Ready or Suspect.
+///
+/// A Suspect node has only missed heartbeats for a moment; it may well still be serving, and
+/// dropping its replicas from `ready` at the first missed beat would make every short blip
+/// look like an outage to the rollout planner. A Down node is presumed dead (its replicas are
+/// being replaced), a Joining node has not yet proven its new incarnation is alive, a Left,
+/// removed or revoked node is gone: none of their replicas counts, whatever their last report
+/// said. `assigned` is unaffected: the reservation is held until the replica is released.
+fn node_counts(state: &ClusterState, node: NodeId) -> bool {
+    state
+        .nodes
+        .get(&node)
+        .is_some_and(|n| matches!(n.liveness, Liveness::Ready | Liveness::Suspect))
+}
+
+/// What `r` contributes to its workload's counters at generation `current`, given whether its
+/// node counts (see [`node_counts`]).
+fn counts(r: Option<&Replica>, current: Generation, node_live: bool) -> Counts {
     let Some(r) = r else {
         return Counts::default();
     };
     let assigned = r.holds_reservation();
-    let ready = assigned && r.ready;
+    let ready = assigned && r.ready && node_live;
     let available = ready && r.generation == current;
     Counts {
         assigned: u32::from(assigned),
@@ -306,15 +323,22 @@ fn counts(r: Option<&Replica>, current: Generation) -> Counts {
 }
 
 /// Moves the owning workload's counters from `old`'s contribution to `new`'s.
+///
+/// Both are read against the node's current liveness: the stored counters always reflect it,
+/// because [`refresh_counters`] recomputes them whenever a node's liveness or presence changes.
 fn recount(state: &mut ClusterState, cx: &mut Ctx, old: Option<&Replica>, new: Option<&Replica>) {
-    let Some(id) = new.or(old).map(|r| r.workload) else {
+    let Some(r) = new.or(old) else {
         return;
     };
+    let (id, node_live) = (r.workload, node_counts(state, r.node));
     // The workload may be gone: replicas of a deleted workload linger until they stop.
     let Some(w) = state.workloads.get_mut(&id) else {
         return;
     };
-    let (minus, plus) = (counts(old, w.generation), counts(new, w.generation));
+    let (minus, plus) = (
+        counts(old, w.generation, node_live),
+        counts(new, w.generation, node_live),
+    );
     let s = &mut w.status;
     let before = (s.assigned, s.ready, s.available);
     s.assigned = s
@@ -334,12 +358,13 @@ fn recount(state: &mut ClusterState, cx: &mut Ctx, old: Option<&Replica>, new: O
     }
 }
 
-/// The counters of `workload` recomputed from the ledger (after its generation changed).
+/// The counters of `workload` recomputed from the ledger and the current node liveness
+/// (after its generation changed, or a node's liveness did).
 pub(super) fn status_from_ledger(state: &ClusterState, workload: &Workload) -> WorkloadStatus {
     let mut status = workload.status.clone();
     let mut total = Counts::default();
     for r in state.replicas_of(workload.id) {
-        let c = counts(Some(r), workload.generation);
+        let c = counts(Some(r), workload.generation, node_counts(state, r.node));
         total.assigned = total.assigned.saturating_add(c.assigned);
         total.ready = total.ready.saturating_add(c.ready);
         total.available = total.available.saturating_add(c.available);
@@ -348,6 +373,49 @@ pub(super) fn status_from_ledger(state: &ClusterState, workload: &Workload) -> W
     status.ready = total.ready;
     status.available = total.available;
     status
+}
+
+/// Recomputes the counters of every workload with a replica on one of `nodes`, after their
+/// liveness or presence changed (a replica's contribution depends on its node, see
+/// [`node_counts`]). Touches only workloads whose counters moved.
+pub(super) fn refresh_counters(state: &mut ClusterState, cx: &mut Ctx, nodes: &BTreeSet<NodeId>) {
+    if nodes.is_empty() {
+        return;
+    }
+    let affected: BTreeSet<WorkloadId> = state
+        .replicas
+        .values()
+        .filter(|r| nodes.contains(&r.node))
+        .map(|r| r.workload)
+        .collect();
+    if affected.is_empty() {
+        return;
+    }
+    // One pass over the ledger for all affected workloads (a mass Down batch may touch many).
+    let mut totals: BTreeMap<WorkloadId, Counts> = BTreeMap::new();
+    for r in state.replicas.values() {
+        if !affected.contains(&r.workload) {
+            continue;
+        }
+        let Some(w) = state.workloads.get(&r.workload) else {
+            continue;
+        };
+        let c = counts(Some(r), w.generation, node_counts(state, r.node));
+        let t = totals.entry(r.workload).or_default();
+        t.assigned = t.assigned.saturating_add(c.assigned);
+        t.ready = t.ready.saturating_add(c.ready);
+        t.available = t.available.saturating_add(c.available);
+    }
+    for (id, t) in totals {
+        let Some(w) = state.workloads.get_mut(&id) else {
+            continue;
+        };
+        let s = &mut w.status;
+        if (s.assigned, s.ready, s.available) != (t.assigned, t.ready, t.available) {
+            (s.assigned, s.ready, s.available) = (t.assigned, t.ready, t.available);
+            cx.touch(Touched::Workload(id));
+        }
+    }
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
