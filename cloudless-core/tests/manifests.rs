@@ -174,6 +174,14 @@ const INVALID: &[(&str, Expected)] = &[
         ],
     ),
     (
+        "process-images.yaml",
+        &[
+            ("spec.image", Some(6)),
+            ("spec.image", Some(13)),
+            ("spec.image", Some(20)),
+        ],
+    ),
+    (
         "restart-backoff.yaml",
         &[
             ("spec.rollout.maxSurge", Some(14)),
@@ -315,6 +323,51 @@ fn messages_say_what_is_wrong() {
     assert!(msg("missing-spec.yaml").contains("missing field `spec`"));
     let second = parse_file(invalid_dir().join("second-document-bad.yaml")).unwrap_err();
     assert_eq!(second.errors[0].document, 1, "errors name their document");
+}
+
+/// Host programs run by the process runtime: `process:///abs/path`, or a bare `process://` with
+/// the program in `command`. Everything else after the scheme is refused at `spec.image`.
+#[test]
+fn process_images_are_accepted_and_checked() {
+    let workload = |image: &str, command: &str| {
+        format!(
+            "apiVersion: cloudless.dev/v1\nkind: Workload\nmetadata: {{name: p}}\n\
+             spec:\n  image: {image:?}\n  command: {command}\n"
+        )
+    };
+    for (image, command) in [
+        ("process:///bin/sleep", "[]"),
+        ("process:///usr/local/bin/my server", "[]"),
+        ("process://", "[\"/bin/sleep\", \"60\"]"),
+    ] {
+        let ms = parse_str(&workload(image, command), Format::Yaml)
+            .unwrap_or_else(|e| panic!("{image:?} must be accepted: {e}"));
+        let ManifestSpec::Workload(w) = &ms[0].spec else {
+            panic!("not a workload")
+        };
+        assert_eq!(w.image, image);
+    }
+    let msg = |file: &str, doc: usize| {
+        let errs = parse_file(invalid_dir().join(file)).unwrap_err();
+        errs.errors
+            .iter()
+            .find(|e| e.document == doc)
+            .map(|e| format!("{}: {}", e.path, e.message))
+            .unwrap_or_default()
+    };
+    let relative = msg("process-images.yaml", 0);
+    assert!(
+        relative.starts_with("spec.image: invalid image reference \"process://usr/bin/app\"")
+            && relative.contains("absolute program path"),
+        "{relative}"
+    );
+    let dotdot = msg("process-images.yaml", 1);
+    assert!(dotdot.contains("'..'"), "{dotdot}");
+    let bare = msg("process-images.yaml", 2);
+    assert!(bare.contains("spec.command"), "{bare}");
+    let nul = parse_str(&workload("process:///bin/s\0h", "[]"), Format::Yaml).unwrap_err();
+    assert_eq!(nul.paths(), ["spec.image"], "{nul}");
+    assert!(nul.to_string().contains("NUL"), "{nul}");
 }
 
 #[test]

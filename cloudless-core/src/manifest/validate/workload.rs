@@ -12,6 +12,12 @@ pub(super) const MAX_REPLICAS: u32 = 10_000;
 pub(super) fn check(r: &mut Report<'_>, p: &FieldPath, s: &WorkloadSpec) {
     if let Some(problem) = image_problem(&s.image) {
         r.fail(&p.key("image"), problem);
+    } else if s.image == PROCESS_SCHEME && s.command.is_empty() {
+        r.fail(
+            &p.key("image"),
+            "a bare \"process://\" image runs the program named by spec.command, which is \
+             empty: name the program there or in the image (process:///abs/path)",
+        );
     }
     if let Some(platform) = &s.platform {
         let pp = p.key("platform");
@@ -42,11 +48,21 @@ pub(super) fn check(r: &mut Report<'_>, p: &FieldPath, s: &WorkloadSpec) {
     volumes(r, p, s);
 }
 
-/// Accepts `[host[:port]/]path[:tag][@algo:hex]` with lowercase path components, as OCI does.
+/// The image scheme of host programs run by the process runtime (`process:///abs/path`).
+pub(super) const PROCESS_SCHEME: &str = "process://";
+
+/// Longest program path a `process://` image may name (Linux `PATH_MAX`).
+const MAX_PROCESS_PATH: usize = 4096;
+
+/// Accepts `[host[:port]/]path[:tag][@algo:hex]` with lowercase path components, as OCI does,
+/// and `process://[/abs/path]` for host programs (the process runtime).
 pub(super) fn image_problem(image: &str) -> Option<String> {
     let bad = |why: &str| Some(format!("invalid image reference {image:?}: {why}"));
     if image.is_empty() {
         return Some("must not be empty".to_owned());
+    }
+    if let Some(path) = image.strip_prefix(PROCESS_SCHEME) {
+        return process_path_problem(path).and_then(|why| bad(&why));
     }
     if image.len() > 512 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return bad("no whitespace, at most 512 characters");
@@ -327,6 +343,31 @@ fn volumes(r: &mut Report<'_>, p: &FieldPath, s: &WorkloadSpec) {
     });
     unique(r, mounts.chain(secret_mounts), "mount path");
 }
+/// What is wrong with the program path after `process://`: nothing (`""`: the spec's command
+/// names the program) or an absolute path without `..` segments or control characters.
+fn process_path_problem(path: &str) -> Option<String> {
+    if path.is_empty() {
+        return None;
+    }
+    if !path.starts_with('/') {
+        return Some(format!(
+            "after {PROCESS_SCHEME} comes an absolute program path (process:///usr/bin/app), \
+             got {path:?}"
+        ));
+    }
+    if path.len() > MAX_PROCESS_PATH {
+        return Some(format!(
+            "the program path is longer than {MAX_PROCESS_PATH} bytes"
+        ));
+    }
+    if path.contains('\0') || path.chars().any(char::is_control) {
+        return Some("the program path must not contain NUL or control characters".to_owned());
+    }
+    if path.split('/').any(|seg| seg == "..") {
+        return Some("the program path must not contain '..' segments".to_owned());
+    }
+    None
+}
 
 /// True if `target` can be resolved against `ports`: a name must be declared, a number need not
 /// be (like Kubernetes, a container may listen on ports it does not declare).
@@ -351,6 +392,9 @@ mod tests {
             "registry.example.org:5000/team/app:v1.2-rc_3",
             "ghcr.io/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
             "[::1]:5000/app",
+            "process://",
+            "process:///bin/sh",
+            "process:///opt/my app/bin/server-1.2",
         ] {
             assert_eq!(image_problem(ok), None, "{ok}");
         }
@@ -367,5 +411,25 @@ mod tests {
         ] {
             assert!(image_problem(bad).is_some(), "{bad:?} must be rejected");
         }
+    }
+
+    #[test]
+    fn process_images_name_an_absolute_clean_path() {
+        for (bad, why) in [
+            ("process://bin/sh", "absolute program path"),
+            ("process://./sh", "absolute program path"),
+            ("process:///usr/../bin/sh", "'..'"),
+            ("process:///bin/..", "'..'"),
+            ("process:///bin/s\0h", "NUL"),
+            ("process:///bin/s\nh", "control"),
+        ] {
+            let problem = image_problem(bad).unwrap_or_else(|| panic!("{bad:?} must be rejected"));
+            assert!(problem.contains(why), "{bad:?}: {problem}");
+            assert!(problem.contains("invalid image reference"), "{problem}");
+        }
+        let long = format!("process:///{}", "a".repeat(super::MAX_PROCESS_PATH));
+        assert!(image_problem(&long).is_some_and(|p| p.contains("longer than")));
+        let longest = format!("process:///{}", "a".repeat(super::MAX_PROCESS_PATH - 1));
+        assert_eq!(image_problem(&longest), None);
     }
 }
