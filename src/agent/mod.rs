@@ -24,6 +24,7 @@ mod control_loop;
 mod driver;
 mod persist;
 mod probes;
+pub mod remote;
 mod resources;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,7 @@ use crate::control::{ControlPlane, ReplicaReport};
 
 pub use config::{AgentConfig, ConfigError};
 pub use persist::StateError;
+pub use remote::{ReplicaHost, ReplicaStreamServer, serve_replica_streams};
 pub use resources::{
     FixedResourceProbe, HostResources, ProcResourceProbe, ResourceProbe, ResourceProbeError,
 };

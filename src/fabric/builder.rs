@@ -395,6 +395,7 @@ pub(super) async fn start(plan: Plan) -> Result<FabricHandle, FabricError> {
         node,
         coordinator: None,
         agent: None,
+        replica_streams: None,
         endpoint: None,
         control: None,
         consensus: None,
@@ -474,6 +475,8 @@ pub(super) async fn start(plan: Plan) -> Result<FabricHandle, FabricError> {
                 });
             }
         };
+        // Logs and exec for the coordinators, on the agent's runtime (`agent::remote`).
+        let stream_runtime = Arc::clone(&runtime);
         let deps = AgentDeps {
             node,
             control: Arc::clone(&control),
@@ -484,6 +487,12 @@ pub(super) async fn start(plan: Plan) -> Result<FabricHandle, FabricError> {
         match Agent::start(config, deps).await {
             Ok(a) => {
                 handle.agent = Some(a);
+                if let Some(t) = &transport {
+                    handle.replica_streams = Some(crate::agent::serve_replica_streams(
+                        Arc::clone(t),
+                        stream_runtime,
+                    ));
+                }
                 handle.control = Some(control);
             }
             Err(e) => {

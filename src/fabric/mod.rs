@@ -80,6 +80,8 @@ pub struct FabricHandle {
     node: NodeId,
     coordinator: Option<CoordinatorHandle>,
     agent: Option<AgentHandle>,
+    /// Serves coordinators' log and exec streams for the agent role (dropped on shutdown).
+    replica_streams: Option<crate::agent::ReplicaStreamServer>,
     endpoint: Option<RpcEndpoint>,
     control: Option<Arc<dyn ControlPlane>>,
     consensus: Option<Arc<dyn Consensus>>,
@@ -148,6 +150,7 @@ impl FabricHandle {
     /// them), then the coordinator's tasks, then the RPC endpoint. The consensus, stores and
     /// runtime are the caller's and are not shut down.
     pub async fn shutdown(mut self) {
+        drop(self.replica_streams.take());
         if let Some(agent) = self.agent.take() {
             agent.shutdown().await;
         }

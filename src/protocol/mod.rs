@@ -19,10 +19,12 @@
 
 mod client;
 pub mod join;
+pub mod replica_stream;
 mod server;
 pub mod wire;
 
 pub use client::{CoordinatorAddr, RpcControlConfig, RpcControlConfigError, RpcControlPlane};
+pub use replica_stream::{AgentStreams, ExecQuery, ExecResult, LogData, LogsQuery, RemoteError};
 pub use server::register_control;
 pub use wire::MessageError;
 
