@@ -1,6 +1,7 @@
 //! Pulling from a registry (Debian's `docker-registry` on loopback, anonymous, plain HTTP): the
 //! pulled image runs; with the registry stopped the cached image still runs; a missing image
-//! and an unsupported registry give errors naming the image.
+//! gives an error naming the image; a registry not configured as insecure is only spoken to
+//! over TLS.
 
 mod common;
 
@@ -186,11 +187,22 @@ async fn pulls_runs_and_falls_back_to_the_cached_image() {
         Err(RuntimeError::ImageNotFound(name)) => assert_eq!(name, missing),
         other => panic!("missing image: {other:?}"),
     }
-    match rt.pull_image("registry.example/app:1", None).await {
+    // Plain HTTP only where configured: another runtime without that entry speaks TLS to the
+    // same registry and fails, naming the image and the registry.
+    let mut tls_only = rt.config().clone();
+    tls_only.namespace = format!("t{}-pull-tls", std::process::id());
+    tls_only.plain_http_registries.clear();
+    let strict = ContainerdRuntime::connect(tls_only).await.expect("connect");
+    match strict.pull_image(&image, None).await {
         Err(e @ RuntimeError::ImageUnavailable { .. }) => {
-            assert!(e.to_string().contains("registry.example/app:1"), "{e}")
+            let text = e.to_string();
+            assert!(text.contains(&image), "{text}");
+            assert!(
+                text.contains(&format!("registry {}: unreachable", reg.addr)),
+                "{text}"
+            );
         }
-        other => panic!("unsupported registry: {other:?}"),
+        other => panic!("plain HTTP without opt-in: {other:?}"),
     }
 
     // Registry gone: the cached image still pulls (locally) and runs; a new one is unavailable.

@@ -27,7 +27,10 @@ mod local;
 pub mod logger;
 mod logs;
 mod registry;
+mod registry_auth;
+pub mod registry_config;
 mod task;
+mod tls;
 mod volumes;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +48,10 @@ use crate::oci::{HostSecurity, NetworkMode};
 use client::Client;
 pub use cni::BridgeNetwork;
 use local::Local;
+pub use registry_auth::RegistryError;
+pub use registry_config::{
+    REGISTRIES_FILE, RegistryConfig, RegistryConfigError, RegistryCredentials, load_registries_file,
+};
 
 /// Label marking containers this runtime manages (`list` and adoption select on it).
 pub const LABEL_MANAGED: &str = "cloudless.io/managed";
@@ -91,8 +98,12 @@ pub struct ContainerdConfig {
     /// the file itself (none: uncapped `file://` logs).
     pub log_limit: Option<LogLimit>,
     /// Registries (`host:port`) pulled from over plain HTTP, e.g. one on the node's own network;
-    /// other registries (HTTPS) are not supported yet.
+    /// the same as an entry in `registries` with `insecure_http` (every other registry: HTTPS).
     pub plain_http_registries: Vec<String>,
+    /// How each registry (`host[:port]` as in image references) is reached: TLS trust,
+    /// plain-HTTP opt-in, credentials (read with [`load_registries_file`]). A registry not listed
+    /// is pulled from over HTTPS, trusting the system roots, anonymously.
+    pub registries: std::collections::BTreeMap<String, RegistryConfig>,
     /// Grace period `remove` gives a running container before SIGKILL, in ms.
     pub remove_grace_ms: u64,
 }
@@ -114,6 +125,7 @@ impl ContainerdConfig {
             remove_grace_ms: 0,
             log_limit: None,
             plain_http_registries: Vec::new(),
+            registries: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -132,6 +144,8 @@ pub(crate) struct Inner {
     pub(crate) client: Client,
     pub(crate) host: HostSecurity,
     pub(crate) local: Local,
+    /// Registry clients and the token cache of pulls.
+    pub(crate) pulls: registry::RegistryState,
 }
 
 impl Inner {
@@ -251,6 +265,7 @@ impl ContainerdRuntime {
                 client,
                 host,
                 local: Local::default(),
+                pulls: registry::RegistryState::default(),
             }),
         })
     }

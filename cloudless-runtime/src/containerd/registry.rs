@@ -1,11 +1,13 @@
-//! Pulling images from an OCI distribution registry: anonymous, over plain HTTP/1.1, for the
-//! registries the configuration lists (a registry on the node's own network). Every blob is
-//! checked against its digest before it goes into the content store (and containerd checks it
-//! again on commit); then the image is recorded and unpacked as after an import. HTTPS and
-//! authenticated registries are not supported yet and fail with a typed error naming that.
+//! Pulling images from an OCI distribution registry over HTTP/1.1: HTTPS by default (rustls on
+//! ring, trusting the system roots plus the registry's configured CA file), plain HTTP only for
+//! registries configured as insecure; anonymous, Basic or bearer-token auth
+//! ([`super::registry_auth`]). Every blob is checked against its digest before it goes into the
+//! content store (and containerd checks it again on commit); then the image is recorded and
+//! unpacked as after an import. Design record: `docs/design/image-pull.md`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +15,10 @@ use cloudless_core::runtime::{ImageInfo, RuntimeError};
 use containerd_client::types::Descriptor;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::StatusCode;
+use hyper::header::{
+    ACCEPT as ACCEPT_HEADER, AUTHORIZATION, HeaderMap, LOCATION, WWW_AUTHENTICATE,
+};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -21,12 +27,22 @@ use sha2::{Digest, Sha256};
 
 use super::image::{INDEX_TYPES, host_arch};
 use super::import::{Layout, create_image, write_blob, write_manifest};
-use super::{Inner, client::Client};
+use super::registry_auth::{
+    AuthCache, Challenge, RegistryError, basic_header, parse_challenge, parse_token, token_url,
+};
+use super::registry_config::{RegistryConfig, RegistryCredentials};
+use super::{ContainerdConfig, Inner, client::Client, tls};
 
 /// Largest blob accepted.
 const MAX_BLOB_BYTES: usize = 1 << 30;
+/// Largest error or token response read.
+const MAX_SMALL_BYTES: usize = 1 << 20;
 /// Bound on one HTTP exchange.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bound on establishing a TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Redirects followed for one request (blob stores hand out pre-signed URLs).
+const MAX_REDIRECTS: usize = 5;
 /// Manifest media types we accept.
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
                       application/vnd.oci.image.manifest.v1+json, \
@@ -95,57 +111,347 @@ fn unavailable(image: &str, reason: impl std::fmt::Display) -> RuntimeError {
     }
 }
 
+/// An error and its causes, `outer: inner: ...` (hyper's own message is only the outermost).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+/// The HTTP client of the registry pulls (HTTPS, and plain HTTP where configured).
+pub(crate) type Http = HttpClient<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// Registry state shared by the pulls of one runtime: one HTTP client (and TLS trust) per
+/// registry, and the auth cache.
+#[derive(Default)]
+pub(crate) struct RegistryState {
+    clients: Mutex<HashMap<String, Http>>,
+    auth: AuthCache,
+}
+
+impl RegistryState {
+    /// The client for `host`, built on first use.
+    fn client(&self, host: &str, cfg: &RegistryConfig) -> Result<Http, RegistryError> {
+        if let Some(c) = self.clients.lock().ok().and_then(|m| m.get(host).cloned()) {
+            return Ok(c);
+        }
+        let tls = tls::client_config(host, cfg.ca_file.as_deref(), !cfg.insecure_http)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = HttpClient::builder(TokioExecutor::new()).build(https);
+        if let Ok(mut m) = self.clients.lock() {
+            m.insert(host.to_owned(), client.clone());
+        }
+        Ok(client)
+    }
+}
+
+/// How `host` is reached under `cfg`: its entry in `registries`, made plain HTTP when it is
+/// listed in `plain_http_registries`; HTTPS and anonymous when it is in neither.
+pub(crate) fn registry_config(cfg: &ContainerdConfig, host: &str) -> RegistryConfig {
+    let mut rc = cfg.registries.get(host).cloned().unwrap_or_default();
+    if cfg.plain_http_registries.iter().any(|h| h == host) {
+        rc.insecure_http = true;
+    }
+    rc
+}
+
+/// The scheme and authority of an absolute `http(s)://` URL.
+fn origin(url: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    (matches!(scheme, "http" | "https") && !authority.is_empty()).then_some((scheme, authority))
+}
+
+/// One response, its body read (bounded).
+struct Response {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
 fn sha256(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
-struct Registry {
-    http: HttpClient<HttpConnector, Empty<Bytes>>,
+/// One pull's view of its registry.
+struct Registry<'a> {
+    http: Http,
+    /// Registry host (`host[:port]`).
+    host: String,
+    /// `https://host` or, for an insecure registry, `http://host`.
     base: String,
+    insecure: bool,
+    credentials: Option<&'a RegistryCredentials>,
+    auth: &'a AuthCache,
+    /// `repository:<repo>:pull`: the token scope and cache key.
+    scope: String,
     image: String,
 }
 
-impl Registry {
-    /// GETs `path`; `Ok(None)` on 404.
-    async fn get(&self, path: &str, accept: &str) -> Result<Option<(String, Bytes)>, RuntimeError> {
-        let req = hyper::Request::get(format!("{}{path}", self.base))
-            .header("accept", accept)
-            .body(Empty::new())
-            .map_err(|e| unavailable(&self.image, e))?;
+impl Registry<'_> {
+    fn error(&self, e: RegistryError) -> RuntimeError {
+        unavailable(&self.image, e)
+    }
+
+    fn unauthorized(&self, detail: &str) -> RuntimeError {
+        self.error(RegistryError::Unauthorized {
+            registry: self.host.clone(),
+            detail: detail.to_owned(),
+        })
+    }
+
+    fn protocol(&self, detail: String) -> RuntimeError {
+        self.error(RegistryError::Protocol {
+            registry: self.host.clone(),
+            detail,
+        })
+    }
+
+    /// One GET of `url` with `authorization`, following redirects (the header is dropped when
+    /// a redirect leaves the registry's origin; a redirect from HTTPS to HTTP is refused).
+    async fn send(
+        &self,
+        url: &str,
+        accept: &str,
+        authorization: Option<&str>,
+        limit: usize,
+    ) -> Result<Response, RuntimeError> {
         let exchange = async {
-            let resp = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| unavailable(&self.image, format!("registry unreachable: {e}")))?;
-            let status = resp.status();
-            let media_type = resp
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
-            let body = Limited::new(resp.into_body(), MAX_BLOB_BYTES)
-                .collect()
-                .await
-                .map_err(|e| unavailable(&self.image, format!("reading {path}: {e}")))?
-                .to_bytes();
-            match status {
-                StatusCode::OK => Ok(Some((media_type, body))),
-                StatusCode::NOT_FOUND => Ok(None),
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(unavailable(
-                    &self.image,
-                    "the registry requires authentication, which is not supported yet",
-                )),
-                other => Err(unavailable(
-                    &self.image,
-                    format!("GET {path}: HTTP {other}"),
-                )),
+            let mut url = url.to_owned();
+            for _ in 0..=MAX_REDIRECTS {
+                let Some((scheme, authority)) = origin(&url) else {
+                    return Err(self.protocol(format!("cannot follow URL {url:?}")));
+                };
+                if scheme == "http" && !self.insecure {
+                    return Err(self.protocol(format!(
+                        "refusing plain HTTP to {authority}: the registry is not configured as \
+                         insecure"
+                    )));
+                }
+                let same_origin = authority == self.host;
+                let mut req = hyper::Request::get(&url).header(ACCEPT_HEADER, accept);
+                if let (Some(a), true) = (authorization, same_origin) {
+                    req = req.header(AUTHORIZATION, a);
+                }
+                let req = req
+                    .body(Empty::new())
+                    .map_err(|e| self.protocol(format!("request {url}: {e}")))?;
+                let resp = self.http.request(req).await.map_err(|e| {
+                    self.error(RegistryError::Unreachable {
+                        registry: self.host.clone(),
+                        detail: chain(&e),
+                    })
+                })?;
+                let status = resp.status();
+                if status.is_redirection() {
+                    let location = resp
+                        .headers()
+                        .get(LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .ok_or_else(|| self.protocol(format!("HTTP {status} without Location")))?;
+                    url = if location.starts_with('/') {
+                        format!("{scheme}://{authority}{location}")
+                    } else {
+                        location.to_owned()
+                    };
+                    continue;
+                }
+                let headers = resp.headers().clone();
+                let limit = if status == StatusCode::OK {
+                    limit
+                } else {
+                    MAX_SMALL_BYTES
+                };
+                let body = Limited::new(resp.into_body(), limit)
+                    .collect()
+                    .await
+                    .map_err(|e| self.protocol(format!("reading {url}: {e}")))?
+                    .to_bytes();
+                return Ok(Response {
+                    status,
+                    headers,
+                    body,
+                });
             }
+            Err(self.protocol(format!("more than {MAX_REDIRECTS} redirects")))
         };
         tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
-            .map_err(|_| unavailable(&self.image, format!("GET {path} timed out")))?
+            .map_err(|_| {
+                self.error(RegistryError::Unreachable {
+                    registry: self.host.clone(),
+                    detail: format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()),
+                })
+            })?
+    }
+
+    /// The `Authorization` to send up front: a cached token, or Basic credentials for a
+    /// registry that asked for them before.
+    fn authorization(&self) -> Option<(String, bool)> {
+        if let Some(t) = self.auth.token(&self.host, &self.scope) {
+            return Some((format!("Bearer {t}"), true));
+        }
+        match self.credentials {
+            Some(c) if self.auth.wants_basic(&self.host) => Some((basic_header(c), false)),
+            _ => None,
+        }
+    }
+
+    /// The bearer-token flow: GET the realm (with Basic credentials when configured) for a
+    /// token scoped to this repository; cached until shortly before it expires.
+    async fn token(&self, realm: &str, service: Option<&str>) -> Result<(), RuntimeError> {
+        let scheme_ok = match origin(realm) {
+            Some(("https", _)) => true,
+            Some(("http", _)) => self.insecure,
+            _ => false,
+        };
+        if !scheme_ok {
+            return Err(self.error(RegistryError::Config {
+                registry: self.host.clone(),
+                reason: format!(
+                    "token realm {realm:?} is not an HTTPS URL (plain HTTP only for insecure \
+                     registries)"
+                ),
+            }));
+        }
+        let url = token_url(realm, service, &self.scope);
+        let authorization = self.credentials.map(basic_header);
+        tracing::debug!(registry = %self.host, realm, scope = %self.scope, "fetching a registry token");
+        let req = hyper::Request::get(&url).header(ACCEPT_HEADER, "application/json");
+        let req = match &authorization {
+            Some(a) => req.header(AUTHORIZATION, a.as_str()),
+            None => req,
+        }
+        .body(Empty::new())
+        .map_err(|e| self.protocol(format!("token request: {e}")))?;
+        let exchange = async {
+            let resp = self.http.request(req).await.map_err(|e| {
+                self.error(RegistryError::Unreachable {
+                    registry: self.host.clone(),
+                    detail: format!("token realm {realm}: {}", chain(&e)),
+                })
+            })?;
+            let status = resp.status();
+            let body = Limited::new(resp.into_body(), MAX_SMALL_BYTES)
+                .collect()
+                .await
+                .map_err(|e| self.protocol(format!("reading the token: {e}")))?
+                .to_bytes();
+            Ok::<_, RuntimeError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| {
+                self.error(RegistryError::Unreachable {
+                    registry: self.host.clone(),
+                    detail: format!("token realm {realm}: no answer"),
+                })
+            })??;
+        match status {
+            StatusCode::OK => {
+                let token = parse_token(&body).map_err(|e| self.protocol(e))?;
+                self.auth.store(&self.host, &self.scope, &token);
+                Ok(())
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Err(self.unauthorized(if authorization.is_some() {
+                    "the token realm refused the configured credentials"
+                } else {
+                    "the token realm refused an anonymous token; no credentials are configured"
+                }))
+            }
+            other => Err(self.protocol(format!("token realm {realm}: HTTP {other}"))),
+        }
+    }
+
+    /// GETs `path` with whatever auth the registry asks for; `Ok(None)` on 404.
+    async fn get(&self, path: &str, accept: &str) -> Result<Option<(String, Bytes)>, RuntimeError> {
+        let url = format!("{}{path}", self.base);
+        let mut challenged = false;
+        loop {
+            let authorization = self.authorization();
+            let resp = self
+                .send(
+                    &url,
+                    accept,
+                    authorization.as_ref().map(|(a, _)| a.as_str()),
+                    MAX_BLOB_BYTES,
+                )
+                .await?;
+            match resp.status {
+                StatusCode::OK => {
+                    let media_type = resp
+                        .headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    return Ok(Some((media_type, resp.body)));
+                }
+                StatusCode::NOT_FOUND => return Ok(None),
+                StatusCode::UNAUTHORIZED if !challenged => {
+                    challenged = true;
+                    if let Some((_, true)) = authorization {
+                        self.auth.forget(&self.host, &self.scope);
+                    }
+                    let challenge = resp
+                        .headers
+                        .get_all(WWW_AUTHENTICATE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .find_map(parse_challenge);
+                    match challenge {
+                        None => {
+                            return Err(
+                                self.unauthorized("HTTP 401 without a Basic or Bearer challenge")
+                            );
+                        }
+                        Some(Challenge::Basic) => match (self.credentials, &authorization) {
+                            (None, _) => {
+                                return Err(self.unauthorized(
+                                    "the registry requires credentials; none are configured",
+                                ));
+                            }
+                            (Some(_), Some((_, false))) => {
+                                return Err(
+                                    self.unauthorized("the registry refused the credentials")
+                                );
+                            }
+                            (Some(_), _) => self.auth.set_basic(&self.host),
+                        },
+                        Some(Challenge::Bearer { realm, service, .. }) => {
+                            self.token(&realm, service.as_deref()).await?;
+                        }
+                    }
+                }
+                StatusCode::UNAUTHORIZED => {
+                    return Err(self.unauthorized(match authorization {
+                        Some((_, true)) => "the registry refused its token",
+                        Some((_, false)) => "the registry refused the credentials",
+                        None => "the registry requires credentials",
+                    }));
+                }
+                StatusCode::FORBIDDEN => {
+                    return Err(self.unauthorized("access denied (HTTP 403)"));
+                }
+                other => return Err(self.protocol(format!("GET {path}: HTTP {other}"))),
+            }
+        }
     }
 
     /// Fetches a blob or manifest by digest and checks the digest.
@@ -153,12 +459,9 @@ impl Registry {
         let (_, body) = self
             .get(&format!("/v2/{repo}/{kind}/{digest}"), ACCEPT)
             .await?
-            .ok_or_else(|| unavailable(&self.image, format!("{kind} {digest} missing")))?;
+            .ok_or_else(|| self.protocol(format!("{kind} {digest} missing")))?;
         if sha256(&body) != digest {
-            return Err(unavailable(
-                &self.image,
-                format!("{digest} does not match its content"),
-            ));
+            return Err(self.protocol(format!("{digest} does not match its content")));
         }
         Ok(body.to_vec())
     }
@@ -171,19 +474,23 @@ pub(crate) async fn pull(
     lease: &str,
 ) -> Result<ImageInfo, RuntimeError> {
     let r = ImageRef::parse(image).ok_or_else(|| RuntimeError::ImageNotFound(image.to_owned()))?;
-    if !inner.cfg.plain_http_registries.contains(&r.registry) {
-        return Err(unavailable(
-            image,
-            format!(
-                "registry {} is not a configured plain-HTTP registry; HTTPS registries are not \
-                 supported yet",
-                r.registry
-            ),
-        ));
-    }
+    let rc = registry_config(&inner.cfg, &r.registry);
+    let http = inner
+        .pulls
+        .client(&r.registry, &rc)
+        .map_err(|e| unavailable(image, e))?;
     let reg = Registry {
-        http: HttpClient::builder(TokioExecutor::new()).build_http(),
-        base: format!("http://{}", r.registry),
+        http,
+        host: r.registry.clone(),
+        base: format!(
+            "{}://{}",
+            if rc.insecure_http { "http" } else { "https" },
+            r.registry
+        ),
+        insecure: rc.insecure_http,
+        credentials: rc.credentials.as_ref(),
+        auth: &inner.pulls.auth,
+        scope: format!("repository:{}:pull", r.repository),
         image: image.to_owned(),
     };
     let path = format!("/v2/{}/manifests/{}", r.repository, r.reference);
@@ -193,10 +500,7 @@ pub(crate) async fn pull(
         .ok_or_else(|| RuntimeError::ImageNotFound(image.to_owned()))?;
     let top_digest = sha256(&top);
     if r.reference.starts_with("sha256:") && r.reference != top_digest {
-        return Err(unavailable(
-            image,
-            "manifest does not match the requested digest",
-        ));
+        return Err(reg.protocol("manifest does not match the requested digest".to_owned()));
     }
     let media_type = media_type
         .split(';')
