@@ -151,6 +151,7 @@ impl Runtime for EchoRuntime {
                     address: None,
                     started_at_ms: None,
                     finished_at_ms: None,
+                    oom_killed: false,
                 },
                 message,
                 log: Vec::new(),

@@ -113,6 +113,10 @@ pub struct ContainerStatus {
     pub started_at_ms: Option<u64>,
     /// Exit time (ms since the Unix epoch), once exited.
     pub finished_at_ms: Option<u64>,
+    /// The kernel's OOM killer ended a process of the container because it exceeded its memory
+    /// limit (known once the container exited; a runtime that cannot tell reports `false`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 /// An event from the runtime.

@@ -116,6 +116,7 @@ async fn cgroup_limits_apply_and_memory_limit_kills() {
         !rt.oom_killed(&spec.id).await.expect("oom"),
         "killed by stop, not OOM"
     );
+    assert!(!rt.status(&spec.id).await.expect("status").oom_killed);
     rt.remove(&spec.id).await.expect("remove");
 
     // A 64 MiB buffer in a 32 MiB cgroup (no swap here): the OOM killer ends it with SIGKILL.
@@ -135,6 +136,17 @@ async fn cgroup_limits_apply_and_memory_limit_kills() {
     assert!(
         rt.oom_killed(&hog.id).await.expect("oom"),
         "the OOM kill is reported"
+    );
+    let st = rt.status(&hog.id).await.expect("status");
+    assert_eq!(st.state, ContainerState::Exited { code: 137 });
+    assert!(st.oom_killed, "the status says OOM: {st:?}");
+    assert!(
+        rt.list()
+            .await
+            .expect("list")
+            .iter()
+            .any(|c| c.id == hog.id && c.oom_killed),
+        "listed as OOM-killed too"
     );
     rt.remove(&hog.id).await.expect("remove");
 }

@@ -229,6 +229,41 @@ async fn limits_in_the_hosts_cgroups() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_limit_kills_and_the_status_says_oom() {
+    let state = tempfile::tempdir().expect("tmp");
+    let mut reaper = Reaper::new(state.path());
+    let rt = ProcessRuntime::open(config(state.path(), CgroupMode::Auto, "oom"))
+        .await
+        .expect("open");
+    let parent = &rt.config().cgroup_parent;
+    reaper.cgroup_parents = match rt.cgroup_mode() {
+        CgroupMode::V1 { root } => ["cpu", "cpuacct", "memory", "pids"]
+            .iter()
+            .map(|c| root.join(c).join(parent))
+            .collect(),
+        CgroupMode::V2 { root } => vec![root.join(parent)],
+        other => panic!("this host has writable cgroups, got {other:?}"),
+    };
+    let mut events = rt.events().await.expect("events");
+    // A 64 MiB buffer under a 32 MiB limit (no swap here).
+    let hog = limited("hog", "exec dd if=/dev/zero of=/dev/null bs=64M count=1");
+    run(&rt, &hog).await;
+    next_exit(&mut events).await;
+    let st = rt.status(&hog.id).await.expect("status");
+    assert_eq!(st.state, ContainerState::Exited { code: 137 });
+    assert!(st.oom_killed, "{st:?}");
+    // A plain failure is not an OOM kill.
+    let fails = limited("fails", "exit 3");
+    run(&rt, &fails).await;
+    next_exit(&mut events).await;
+    let st = rt.status(&fails.id).await.expect("status");
+    assert_eq!(st.state, ContainerState::Exited { code: 3 });
+    assert!(!st.oom_killed, "{st:?}");
+    rt.remove(&hog.id).await.expect("remove");
+    rt.remove(&fails.id).await.expect("remove");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_in_a_fake_v2_hierarchy() {
     let state = tempfile::tempdir().expect("tmp");
     let _reaper = Reaper::new(state.path());

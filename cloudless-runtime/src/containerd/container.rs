@@ -14,8 +14,8 @@ use containerd_client::types::v1::{Process, Status as TaskStatus};
 use super::client::{container_error, status_error};
 use super::create::{delete_lease, remove_snapshot};
 use super::{
-    Inner, LABEL_ADDRESS, LABEL_EXIT_CODE, LABEL_FINISHED_AT, LABEL_MANAGED, LABEL_REPLICA,
-    LABEL_STARTED_AT, LABEL_WORKLOAD, task, valid_id, volumes,
+    Inner, LABEL_ADDRESS, LABEL_EXIT_CODE, LABEL_FINISHED_AT, LABEL_MANAGED, LABEL_OOM_KILLED,
+    LABEL_REPLICA, LABEL_STARTED_AT, LABEL_WORKLOAD, task, valid_id, volumes,
 };
 use crate::oci::NetworkMode;
 
@@ -73,6 +73,7 @@ pub(crate) fn status_of(inner: &Inner, c: &Container, task: Option<&Process>) ->
     let label = |k: &str| c.labels.get(k).and_then(|v| v.parse::<i64>().ok());
     let started_at_ms = label(LABEL_STARTED_AT).and_then(|v| u64::try_from(v).ok());
     let mut finished_at_ms = label(LABEL_FINISHED_AT).and_then(|v| u64::try_from(v).ok());
+    let mut oom_killed = c.labels.get(LABEL_OOM_KILLED).is_some_and(|v| v == "true");
     let state = if let Some(code) = label(LABEL_EXIT_CODE) {
         ContainerState::Exited {
             code: i32::try_from(code).unwrap_or(-1),
@@ -84,6 +85,12 @@ pub(crate) fn status_of(inner: &Inner, c: &Container, task: Option<&Process>) ->
                 Ok(TaskStatus::Created) => ContainerState::Created,
                 Ok(TaskStatus::Stopped) => {
                     finished_at_ms = timestamp_ms(p.exited_at.as_ref());
+                    // Exited, but the waiter has not recorded it yet: the cgroup is still there
+                    // (until the task is deleted) and tells whether the OOM killer struck.
+                    oom_killed = super::exec::oom_kills(
+                        std::path::Path::new(super::exec::CGROUP_ROOT),
+                        &super::exec::cgroup_path(inner, &c.id),
+                    ) > 0;
                     ContainerState::Exited {
                         code: p.exit_status as i32,
                     }
@@ -103,6 +110,7 @@ pub(crate) fn status_of(inner: &Inner, c: &Container, task: Option<&Process>) ->
         address,
         started_at_ms,
         finished_at_ms,
+        oom_killed: oom_killed && matches!(state, ContainerState::Exited { .. }),
     }
 }
 

@@ -203,6 +203,9 @@ pub(crate) fn cgroup_stats(root: &Path, path: &str) -> ContainerStats {
     }
 }
 
+/// Where the host's cgroup filesystem is mounted.
+pub(crate) const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
 /// How many processes of the cgroup at `path` the OOM killer ended (v1 `memory.oom_control`,
 /// v2 `memory.events`); 0 when unknown.
 pub(crate) fn oom_kills(root: &Path, path: &str) -> u64 {
@@ -238,7 +241,7 @@ pub(crate) async fn stats(
         return Ok(ContainerStats::default());
     }
     let path = cgroup_path(inner, id.as_str());
-    tokio::task::spawn_blocking(move || cgroup_stats(Path::new("/sys/fs/cgroup"), &path))
+    tokio::task::spawn_blocking(move || cgroup_stats(Path::new(CGROUP_ROOT), &path))
         .await
         .map_err(|e| RuntimeError::Other(Box::new(e)))
 }

@@ -195,7 +195,7 @@ async fn wait_for_exit(weak: Weak<Inner>, client: Client, id: String) {
     // The cgroup still exists while the stopped task does: read its OOM kills first.
     let cgroup = super::exec::cgroup_path(&inner, &id);
     let oom_killed = tokio::task::spawn_blocking(move || {
-        super::exec::oom_kills(std::path::Path::new("/sys/fs/cgroup"), &cgroup) > 0
+        super::exec::oom_kills(std::path::Path::new(super::exec::CGROUP_ROOT), &cgroup) > 0
     })
     .await
     .unwrap_or(false);

@@ -39,6 +39,7 @@ impl Container {
             address: self.address.clone(),
             started_at_ms: self.started_at_ms,
             finished_at_ms: self.finished_at_ms,
+            oom_killed: false,
         }
     }
 }

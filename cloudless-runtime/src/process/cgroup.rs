@@ -137,6 +137,16 @@ fn write(field: &'static str, dir: &Path, file: &str, value: String) -> Result<(
     })
 }
 
+/// The `oom_kill <n>` counter of a `memory.oom_control` (v1) or `memory.events` (v2) file.
+pub(crate) fn oom_kill_count(text: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("oom_kill ")
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Enables the cpu, memory and pids controllers for the children of `dir` (v2). Best effort:
 /// a controller the kernel lacks stays off and its limit file is then missing.
 fn enable_controllers(dir: &Path) {
@@ -279,6 +289,19 @@ impl CgroupSet {
         }
     }
 
+    /// How many processes of the cgroup the OOM killer ended (v1 `memory.oom_control`, v2
+    /// `memory.events`); 0 when unknown.
+    pub(crate) fn oom_kills(&self) -> u64 {
+        let file = if self.version == 1 {
+            "memory.oom_control"
+        } else {
+            "memory.events"
+        };
+        self.dir("memory")
+            .and_then(|dir| std::fs::read_to_string(dir.join(file)).ok())
+            .map_or(0, |text| oom_kill_count(&text))
+    }
+
     /// (CPU ns, memory bytes, pids) as far as the files are there.
     pub(crate) fn stats(&self) -> (Option<u64>, Option<u64>, Option<u64>) {
         let read = |dir: Option<&Path>, file: &str| -> Option<String> {
@@ -339,6 +362,20 @@ impl CgroupSet {
 mod tests {
     use super::*;
     use cloudless_core::quantity::{Cpu, Memory};
+
+    #[test]
+    fn oom_kill_counter_of_v1_and_v2_files() {
+        assert_eq!(
+            oom_kill_count("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"),
+            3
+        );
+        assert_eq!(
+            oom_kill_count("low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n"),
+            1
+        );
+        assert_eq!(oom_kill_count("oom_kill_disable 0\n"), 0);
+        assert_eq!(oom_kill_count("oom_kill many\n"), 0);
+    }
 
     fn limits() -> Limits {
         Limits::from_spec(&ResourceLimits {

@@ -95,6 +95,7 @@ fn status_of(inner: &Inner, id: &ContainerId, r: &Replica) -> ContainerStatus {
         address: inner.cfg.address.clone(),
         started_at_ms: r.started.map(|s| s.started_at_ms),
         finished_at_ms: r.exit.map(|e| e.finished_at_ms),
+        oom_killed: r.exit.is_some_and(|e| e.oom_killed),
     }
 }
 
@@ -210,6 +211,7 @@ fn finish(inner: &Inner, id: &str) {
                 code: record::LOST_CODE,
                 finished_at_ms: record::now_ms(),
                 lost: true,
+                oom_killed: false,
             };
             if let Err(err) = record::write_json(&dir, record::EXIT, &e) {
                 tracing::error!(id, "exit.json: {err}");

@@ -54,6 +54,9 @@ pub(crate) struct ExitRecord {
     /// The shim vanished without recording the exit (the code is then [`LOST_CODE`]).
     #[serde(default)]
     pub(crate) lost: bool,
+    /// The OOM killer ended a process of the replica's cgroup.
+    #[serde(default)]
+    pub(crate) oom_killed: bool,
 }
 
 /// Exit code reported when the shim died without recording the exit.
@@ -174,6 +177,7 @@ mod tests {
             code: 3,
             finished_at_ms: 9,
             lost: false,
+            oom_killed: true,
         };
         write_json(dir.path(), EXIT, &rec).expect("write");
         let back: Option<ExitRecord> = read_json(dir.path(), EXIT).expect("read");
@@ -184,6 +188,10 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         let none: Option<ExitRecord> = read_json(dir.path(), "missing").expect("read");
+        // Records written before the OOM flag existed still read.
+        let old: ExitRecord =
+            serde_json::from_str(r#"{"code":1,"finished_at_ms":2}"#).expect("old record");
+        assert!(!old.oom_killed && !old.lost);
         assert_eq!(none, None);
         std::fs::write(dir.path().join("bad"), b"{").expect("write");
         assert!(read_json::<ExitRecord>(dir.path(), "bad").is_err());

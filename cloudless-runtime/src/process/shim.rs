@@ -215,6 +215,7 @@ fn supervise(dir: &Path) -> Result<(), String> {
             record::LOST_CODE
         }
     };
+    let oom_killed = plan.cgroup.as_ref().is_some_and(|cg| cg.oom_kills() > 0);
     // The replica ends with its main process, as a container does with its init: whatever it
     // left behind in its group or cgroup goes too.
     kill_group(pid, Signal::KILL);
@@ -226,6 +227,7 @@ fn supervise(dir: &Path) -> Result<(), String> {
         code,
         finished_at_ms: record::now_ms(),
         lost: false,
+        oom_killed,
     };
     record::write_json(dir, record::EXIT, &exit).map_err(|e| format!("exit.json: {e}"))?;
     drop(lock);

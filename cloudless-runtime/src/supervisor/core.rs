@@ -422,5 +422,6 @@ fn placeholder(id: ContainerId) -> ContainerStatus {
         address: None,
         started_at_ms: None,
         finished_at_ms: None,
+        oom_killed: false,
     }
 }

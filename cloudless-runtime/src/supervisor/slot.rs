@@ -119,6 +119,11 @@ impl Slot {
                     Some(StopReason::LivenessFailed) => {
                         format!("liveness probe failed (exit code {code})")
                     }
+                    _ if t.status.oom_killed => {
+                        format!(
+                            "OOMKilled: out of memory, over its memory limit (exit code {code})"
+                        )
+                    }
                     _ => format!("exited with code {code}"),
                 };
                 self.on_exit(now_ms, code, run_ms, reason, cfg);

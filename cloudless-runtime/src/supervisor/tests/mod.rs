@@ -29,6 +29,7 @@ fn running(id: ContainerId, started: u64) -> ContainerStatus {
         address: Some("10.88.0.1".into()),
         started_at_ms: Some(started),
         finished_at_ms: None,
+        oom_killed: false,
     }
 }
 
@@ -39,6 +40,7 @@ fn exited(id: ContainerId, code: i32, started: u64, finished: u64) -> ContainerS
         address: Some("10.88.0.1".into()),
         started_at_ms: Some(started),
         finished_at_ms: Some(finished),
+        oom_killed: false,
     }
 }
 
@@ -186,6 +188,26 @@ fn restart_policy_never_and_on_failure() {
         ))]
     );
     assert_eq!(s.poll_actions(1_000_000), vec![]);
+}
+
+#[test]
+fn an_oom_kill_is_named_in_the_reported_message() {
+    let mut never = spec();
+    never.restart.policy = RestartMode::Never;
+    let mut s = started(&never);
+    s.poll_actions(0);
+    let mut oom = exited(cid(1, 0), 137, 0, 5);
+    oom.oom_killed = true;
+    s.observe(5, &[oom]);
+    assert_eq!(
+        s.poll_actions(5),
+        vec![Action::Report(status(
+            ReplicaPhase::Failed,
+            false,
+            0,
+            "OOMKilled: out of memory, over its memory limit (exit code 137)"
+        ))]
+    );
 }
 
 #[test]
