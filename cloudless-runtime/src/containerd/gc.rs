@@ -13,7 +13,7 @@ use super::Inner;
 use super::client::status_error;
 
 /// Deletes image `name`; the last deletion of a prune waits for the collector (`sync`).
-async fn delete(inner: &Inner, name: &str, sync: bool) -> Result<bool, RuntimeError> {
+pub(crate) async fn delete(inner: &Inner, name: &str, sync: bool) -> Result<bool, RuntimeError> {
     let client = &inner.client;
     match client
         .images()

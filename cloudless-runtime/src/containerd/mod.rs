@@ -19,6 +19,7 @@ mod client;
 mod cni;
 mod container;
 mod create;
+pub mod disk_gc;
 mod exec;
 mod gc;
 mod image;
@@ -47,6 +48,7 @@ use futures::stream::BoxStream;
 use crate::oci::{HostSecurity, NetworkMode};
 use client::Client;
 pub use cni::BridgeNetwork;
+pub use disk_gc::{DiskGcPolicy, FreeSpace, FsUsage, ImageGc, Statvfs, Watermark};
 use local::Local;
 pub use registry_auth::RegistryError;
 pub use registry_config::{
