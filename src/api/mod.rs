@@ -18,6 +18,7 @@ mod errors;
 mod events;
 mod gateway;
 mod nodes;
+mod replicas;
 mod server;
 mod tls;
 mod workloads;

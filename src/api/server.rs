@@ -19,6 +19,7 @@ use tonic::{Request, Status};
 use super::auth::Caller;
 use super::pb;
 use super::{ALPN, DEFAULT_MAX_REQUEST_BYTES, FORWARDED_FOR_KEY, errors, tls};
+use crate::protocol::replica_stream::AgentStreams;
 
 /// TLS material of the API server.
 #[derive(Clone)]
@@ -54,6 +55,9 @@ pub struct ApiConfig {
     /// Where the HTTP/JSON gateway listens (same TLS and client certificates); no gateway
     /// when `None`.
     pub gateway: Option<SocketAddr>,
+    /// How Logs and Exec reach the agents (replica streams over the cluster transport); both
+    /// answer Unavailable when `None`. See [`ApiConfig::with_agent_streams`].
+    pub agents: Option<AgentStreams>,
 }
 
 impl ApiConfig {
@@ -65,7 +69,14 @@ impl ApiConfig {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             peers: BTreeMap::new(),
             gateway: None,
+            agents: None,
         }
+    }
+
+    /// Serves Logs and Exec through `agents` (built on the transport the agents dial).
+    pub fn with_agent_streams(mut self, agents: AgentStreams) -> Self {
+        self.agents = Some(agents);
+        self
     }
 
     fn validate(&self) -> Result<(), ApiError> {
@@ -124,6 +135,8 @@ pub(crate) struct Core {
     pub(crate) local_addr: SocketAddr,
     peers: RwLock<BTreeMap<NodeId, String>>,
     channels: Mutex<BTreeMap<String, Channel>>,
+    /// Replica streams to the agents (Logs, Exec).
+    pub(crate) agents: Option<AgentStreams>,
 }
 
 /// Where a call runs.
@@ -313,6 +326,7 @@ pub async fn serve(
         local_addr,
         peers: RwLock::new(peers),
         channels: Mutex::new(BTreeMap::new()),
+        agents: config.agents.clone(),
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -7,6 +7,7 @@ use cloudless_core::manifest::{self, Format, Limits, Manifest, ManifestSpec};
 use cloudless_core::replica::ReplicaPhase;
 use cloudless_core::state::{ClusterState, Command, CommandResult};
 use cloudless_core::workload::Workload;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use tonic::{Request, Response, Status};
 
@@ -14,12 +15,7 @@ use super::auth::{self, Caller};
 use super::pb::workloads_client::WorkloadsClient;
 use super::pb::{self, workloads_server::Workloads};
 use super::server::{Core, Route, forwarded};
-use super::{convert, errors};
-
-/// Why logs and exec are not served yet.
-const NO_AGENT_PATH: &str = "not available yet: agents keep container logs and can run \
-     processes, but the control protocol has no call for a coordinator to fetch logs from an \
-     agent or to run a command there";
+use super::{convert, errors, replicas};
 
 /// Forwards the call to the leader when this member does not lead.
 macro_rules! on_leader {
@@ -467,11 +463,24 @@ impl Workloads for WorkloadsApi {
         req: Request<pb::LogsRequest>,
     ) -> Result<Response<Self::LogsStream>, Status> {
         let caller = auth::caller(&req)?;
-        // Logs can hold secrets: admins only.
-        auth::require_admin(&caller)?;
+        // Any identity that may read the cluster (admins, coordinators); agents may not.
+        auth::require_read(&caller)?;
         let state = self.core.state().await?;
-        find(&state, req.get_ref().workload.as_ref())?;
-        Err(Status::unimplemented(format!("logs are {NO_AGENT_PATH}")))
+        let w = find(&state, req.get_ref().workload.as_ref())?;
+        let targets = replicas::log_targets(&state, w, req.get_ref().replica)?;
+        drop(state);
+        if let Some(agents) = replicas::reachable(self.core.agents.as_ref(), &targets) {
+            let stream = replicas::logs(agents, &targets, req.get_ref()).await?;
+            return Ok(Response::new(stream));
+        }
+        // Agents keep their connection to the leader: let it answer.
+        if let Route::Forward(channel) = self.core.route(&caller).await? {
+            let answer = WorkloadsClient::new(channel)
+                .logs(forwarded(req.into_inner(), &caller))
+                .await?;
+            return Ok(Response::new(answer.into_inner().boxed()));
+        }
+        Err(replicas::unreachable(self.core.agents.as_ref(), &targets))
     }
 
     async fn exec(
@@ -480,8 +489,24 @@ impl Workloads for WorkloadsApi {
     ) -> Result<Response<pb::ExecResponse>, Status> {
         let caller = auth::caller(&req)?;
         auth::require_admin(&caller)?;
+        let r = req.get_ref();
+        if r.command.first().is_none_or(String::is_empty) {
+            return Err(errors::invalid("command", "a command is required"));
+        }
+        let timeout = replicas::exec_timeout(r.timeout_seconds)?;
         let state = self.core.state().await?;
-        find(&state, req.get_ref().workload.as_ref())?;
-        Err(Status::unimplemented(format!("exec is {NO_AGENT_PATH}")))
+        let w = find(&state, r.workload.as_ref())?;
+        let target = replicas::exec_target(&state, w, r.replica)?;
+        drop(state);
+        if let Some(agents) = replicas::reachable(self.core.agents.as_ref(), &[target]) {
+            let answer = replicas::exec(agents, target, req.into_inner().command, timeout).await?;
+            return Ok(Response::new(answer));
+        }
+        if let Route::Forward(channel) = self.core.route(&caller).await? {
+            return WorkloadsClient::new(channel)
+                .exec(forwarded(req.into_inner(), &caller))
+                .await;
+        }
+        Err(replicas::unreachable(self.core.agents.as_ref(), &[target]))
     }
 }
