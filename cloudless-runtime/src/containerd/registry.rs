@@ -170,6 +170,14 @@ pub(crate) fn registry_config(cfg: &ContainerdConfig, host: &str) -> RegistryCon
     rc
 }
 
+/// The host serving `registry`'s API: Docker Hub's API is not at `docker.io` itself.
+fn endpoint(registry: &str) -> &str {
+    match registry {
+        "docker.io" | "index.docker.io" => "registry-1.docker.io",
+        other => other,
+    }
+}
+
 /// The scheme and authority of an absolute `http(s)://` URL.
 fn origin(url: &str) -> Option<(&str, &str)> {
     let (scheme, rest) = url.split_once("://")?;
@@ -243,7 +251,7 @@ impl Registry<'_> {
                          insecure"
                     )));
                 }
-                let same_origin = authority == self.host;
+                let same_origin = authority == endpoint(&self.host);
                 let mut req = hyper::Request::get(&url).header(ACCEPT_HEADER, accept);
                 if let (Some(a), true) = (authorization, same_origin) {
                     req = req.header(AUTHORIZATION, a);
@@ -485,7 +493,7 @@ pub(crate) async fn pull(
         base: format!(
             "{}://{}",
             if rc.insecure_http { "http" } else { "https" },
-            r.registry
+            endpoint(&r.registry)
         ),
         insecure: rc.insecure_http,
         credentials: rc.credentials.as_ref(),
@@ -586,7 +594,42 @@ pub(crate) async fn pull(
 
 #[cfg(test)]
 mod tests {
-    use super::ImageRef;
+    use super::{ImageRef, endpoint, origin, registry_config};
+    use crate::containerd::{ContainerdConfig, RegistryConfig};
+
+    #[test]
+    fn origins_and_endpoints() {
+        assert_eq!(
+            origin("https://r.example:5000/v2/x?y"),
+            Some(("https", "r.example:5000"))
+        );
+        assert_eq!(origin("http://127.0.0.1:1"), Some(("http", "127.0.0.1:1")));
+        for bad in ["ftp://x/y", "https:///x", "/v2/x", "x"] {
+            assert_eq!(origin(bad), None, "{bad}");
+        }
+        assert_eq!(endpoint("docker.io"), "registry-1.docker.io");
+        assert_eq!(endpoint("127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn plain_http_registries_stay_an_explicit_opt_in() {
+        let mut cfg = ContainerdConfig::new("/s", "ns", "/d");
+        cfg.plain_http_registries = vec!["127.0.0.1:5000".into()];
+        cfg.registries.insert(
+            "r.example".into(),
+            RegistryConfig {
+                ca_file: Some("/ca.pem".into()),
+                ..RegistryConfig::default()
+            },
+        );
+        assert!(registry_config(&cfg, "127.0.0.1:5000").insecure_http);
+        let tls = registry_config(&cfg, "r.example");
+        assert!(!tls.insecure_http && tls.ca_file.is_some());
+        assert_eq!(
+            registry_config(&cfg, "other.example"),
+            RegistryConfig::default()
+        );
+    }
 
     fn r(reg: &str, repo: &str, reference: &str) -> Option<ImageRef> {
         Some(ImageRef {
