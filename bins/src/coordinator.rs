@@ -929,7 +929,11 @@ async fn start_parts(
                 credentials: creds.clone(),
                 revoked,
             },
-        ),
+        )
+        // Logs and exec reach the agents over the control transport they dial.
+        .with_agent_streams(cloudless::protocol::AgentStreams::new(
+            Arc::clone(&running.control) as Arc<dyn Transport>,
+        )),
         consensus,
         clock,
     )

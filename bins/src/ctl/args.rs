@@ -238,6 +238,9 @@ pub(crate) enum WorkloadCommand {
     #[command(subcommand)]
     Rollout(RolloutCommand),
     /// Container logs of a workload's replicas.
+    #[command(
+        after_help = "Examples:\n  cloudlessctl workload logs web\n  cloudlessctl workload logs web -f --tail 20\n  cloudlessctl workload logs web --replica 12 --from-offset 4096"
+    )]
     Logs {
         /// Workload name.
         name: String,
@@ -250,6 +253,9 @@ pub(crate) enum WorkloadCommand {
         /// Only the last N lines of each replica.
         #[arg(long)]
         tail: Option<u32>,
+        /// Start at this byte offset of each replica's log (resume an earlier read).
+        #[arg(long, value_name = "BYTES")]
+        from_offset: Option<u64>,
     },
     /// Run a command in a replica's container.
     #[command(after_help = "Example:\n  cloudlessctl workload exec web -- cat /etc/hostname")]

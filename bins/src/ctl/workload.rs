@@ -313,7 +313,20 @@ pub(crate) async fn run(g: &GlobalArgs, c: WorkloadCommand) -> CtlResult<u8> {
             follow,
             replica,
             tail,
-        } => logs(&client, &ns, &name, follow, replica, tail).await?,
+            from_offset,
+        } => {
+            let req = pb::LogsRequest {
+                workload: Some(pb::WorkloadRef {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                }),
+                replica: replica.unwrap_or(0),
+                follow,
+                tail_lines: tail.unwrap_or(0),
+                from_offset: from_offset.unwrap_or(0),
+            };
+            logs(&client, &ns, &name, req).await?;
+        }
         WorkloadCommand::Exec {
             name,
             replica,
@@ -333,7 +346,18 @@ pub(crate) async fn run(g: &GlobalArgs, c: WorkloadCommand) -> CtlResult<u8> {
                 .await
                 .map_err(|e| CtlError::api(&format!("exec in workload {ns}/{name}"), &e))?;
             let _ = std::io::stdout().write_all(&r.stdout);
+            let _ = std::io::stdout().flush();
             let _ = std::io::stderr().write_all(&r.stderr);
+            for (cut, stream) in [
+                (r.stdout_truncated, "stdout"),
+                (r.stderr_truncated, "stderr"),
+            ] {
+                if cut {
+                    eprintln!(
+                        "cloudlessctl: the command's {stream} was cut to the first 1 MiB (the cluster keeps no more)"
+                    );
+                }
+            }
             return Ok(u8::try_from(r.exit_code.clamp(0, 255)).unwrap_or(255));
         }
     }
@@ -374,25 +398,10 @@ async fn rollout(g: &GlobalArgs, client: &Client, ns: &str, r: RolloutCommand) -
     Ok(())
 }
 
-async fn logs(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    follow: bool,
-    replica: Option<u64>,
-    tail: Option<u32>,
-) -> CtlResult {
+async fn logs(client: &Client, ns: &str, name: &str, req: pb::LogsRequest) -> CtlResult {
     let what = format!("logs of workload {ns}/{name}");
     let mut stream = client
-        .logs(pb::LogsRequest {
-            workload: Some(pb::WorkloadRef {
-                namespace: ns.to_owned(),
-                name: name.to_owned(),
-            }),
-            replica: replica.unwrap_or(0),
-            follow,
-            tail_lines: tail.unwrap_or(0),
-        })
+        .logs(req)
         .await
         .map_err(|e| CtlError::api(&what, &e))?;
     loop {
