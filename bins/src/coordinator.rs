@@ -11,6 +11,11 @@
 //!
 //!  ports (default layout from --listen P):  P control (QUIC mTLS: agents, coordinators)
 //!    P+1 raft (QUIC mTLS, coordinators only)  P+2 enrollment (QUIC, token)  P+3 API (gRPC/TLS)
+//!
+//!  API forwarding: every member answers `Daemon/ApiAddress` on its raft port (coordinators
+//!  only); each member asks the raft members for their API addresses (on start, for new members
+//!  every second, for all every 30 s) and hands them to its API server, which then forwards
+//!  calls to the leader instead of answering Unavailable.
 //! ```
 
 use std::collections::BTreeMap;
@@ -87,6 +92,29 @@ pub struct AddVoterResponse {
     #[prost(uint64, repeated, tag = "1")]
     pub voters: Vec<u64>,
 }
+
+/// A coordinator asks another (on its raft port) for the address of its public API, so calls
+/// reaching a follower's API can be forwarded to the leader's (coordinator identities only).
+pub const API_ADDRESS: Method<ApiAddressRequest, ApiAddressResponse> =
+    Method::new("cloudless.v1.Daemon/ApiAddress");
+
+/// Request of [`API_ADDRESS`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ApiAddressRequest {}
+
+/// Answer of [`API_ADDRESS`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ApiAddressResponse {
+    /// The advertised API address (`host:port`).
+    #[prost(string, tag = "1")]
+    pub address: String,
+}
+
+/// How often a coordinator looks for raft members whose API address it does not know.
+pub const API_PEER_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// Every this many sync rounds, known API addresses are asked again (a member restarted with
+/// another API port).
+const API_PEER_REFRESH_ROUNDS: u32 = 30;
 
 /// The config file of a coordinator (YAML; every key optional; unknown keys rejected).
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -242,6 +270,11 @@ impl CoordinatorSettings {
         format!("{}:{}", self.advertise_host, self.raft_listen.port())
     }
 
+    /// The API address other coordinators forward to, given the bound API port.
+    pub fn api_advertise(&self, port: u16) -> String {
+        format!("{}:{port}", self.advertise_host)
+    }
+
     fn passphrase(&self) -> Result<Option<zeroize::Zeroizing<String>>> {
         let Some(path) = &self.ca_passphrase_file else {
             return Ok(None);
@@ -379,8 +412,10 @@ fn bind(addr: SocketAddr, creds: &NodeCredentials) -> Result<Arc<QuicTransport>>
 /// A raft member on its own transport.
 struct RaftMember {
     consensus: RaftConsensus,
-    _endpoint: RpcEndpoint,
+    endpoint: RpcEndpoint,
     transport: Arc<QuicTransport>,
+    /// What [`API_ADDRESS`] answers (empty until the API is bound).
+    api_address: Arc<std::sync::Mutex<String>>,
 }
 
 async fn start_raft(
@@ -393,6 +428,8 @@ async fn start_raft(
     let service = RaftService::new(id.cluster.clone());
     let mut router = Router::new();
     service.register(&mut router);
+    let api_address = Arc::new(std::sync::Mutex::new(String::new()));
+    serve_api_address(&mut router, Arc::clone(&api_address));
     let t: Arc<dyn Transport> = transport.clone();
     let endpoint = RpcEndpoint::start(Arc::clone(&t), router, RpcConfig::default())?;
     let consensus = RaftConsensus::start(
@@ -405,9 +442,104 @@ async fn start_raft(
     .with_context(|| format!("opening the raft data in {}", dir.join(RAFT_DIR).display()))?;
     Ok(RaftMember {
         consensus,
-        _endpoint: endpoint,
+        endpoint,
         transport,
+        api_address,
     })
+}
+
+fn serve_api_address(router: &mut Router, address: Arc<std::sync::Mutex<String>>) {
+    router.unary(&API_ADDRESS, move |ctx, _req: ApiAddressRequest| {
+        let address = address.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        async move {
+            require_coordinator(&ctx.peer)?;
+            if address.is_empty() {
+                return Err(Status::unavailable("the API is not started yet"));
+            }
+            Ok(ApiAddressResponse { address })
+        }
+    });
+}
+
+/// Keeps `api`'s peer table (member id -> API address) in step with the raft membership:
+/// asks each member it does not know yet over the raft transport, and all of them again every
+/// [`API_PEER_REFRESH_ROUNDS`] rounds. Unreachable members keep their last known address (so a
+/// leader hint can still name it).
+fn spawn_api_peer_sync(
+    member: &RaftMember,
+    api: Arc<ApiServer>,
+    me: NodeId,
+    my_address: String,
+) -> tokio::task::JoinHandle<()> {
+    let consensus = member.consensus.clone();
+    let transport = Arc::clone(&member.transport);
+    let client = member.endpoint.client();
+    tokio::spawn(async move {
+        // member id -> (raft address asked, API address)
+        let mut known: BTreeMap<u64, (String, String)> = BTreeMap::new();
+        let mut applied: BTreeMap<NodeId, String> = BTreeMap::new();
+        let mut round: u32 = 0;
+        loop {
+            let refresh = round.is_multiple_of(API_PEER_REFRESH_ROUNDS);
+            round = round.wrapping_add(1);
+            let members: Vec<(u64, String)> = {
+                let metrics = consensus.raft().metrics();
+                let m = metrics.borrow();
+                m.membership_config
+                    .membership()
+                    .nodes()
+                    .map(|(id, node)| (*id, node.addr.clone()))
+                    .collect()
+            };
+            for (id, raft_addr) in &members {
+                if *id == me.get()
+                    || (!refresh && known.get(id).is_some_and(|(a, _)| a == raft_addr))
+                {
+                    continue;
+                }
+                match ask_api_address(transport.as_ref(), &client, NodeId(*id), raft_addr).await {
+                    Ok(address) => {
+                        known.insert(*id, (raft_addr.clone(), address));
+                    }
+                    Err(e) => tracing::debug!(member = id, %raft_addr, "api address: {e}"),
+                }
+            }
+            known.retain(|id, _| members.iter().any(|(m, _)| m == id));
+            let mut peers: BTreeMap<NodeId, String> = known
+                .iter()
+                .map(|(id, (_, a))| (NodeId(*id), a.clone()))
+                .collect();
+            peers.insert(me, my_address.clone());
+            if peers != applied {
+                tracing::info!(peers = ?peers, "coordinator API addresses");
+                api.set_peers(peers.clone());
+                applied = peers;
+            }
+            tokio::time::sleep(API_PEER_SYNC_INTERVAL).await;
+        }
+    })
+}
+
+async fn ask_api_address(
+    transport: &dyn Transport,
+    client: &cloudless_net::RpcClient,
+    id: NodeId,
+    raft_addr: &str,
+) -> Result<String> {
+    let limit = Duration::from_secs(3);
+    let peer = tokio::time::timeout(limit, transport.connect(raft_addr))
+        .await
+        .map_err(|_| anyhow!("no answer in {} s", limit.as_secs()))??;
+    if peer.node != id || peer.role != Role::Coordinator {
+        bail!("{raft_addr} is {peer}, not coordinator {id}");
+    }
+    let resp = client
+        .call(id, &API_ADDRESS, ApiAddressRequest {}, limit)
+        .await?;
+    match resp.address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(resp.address),
+        _ => bail!("{raft_addr} answered {:?}, not host:port", resp.address),
+    }
 }
 
 async fn wait_leader(c: &RaftConsensus, limit: Duration) -> Result<NodeId> {
@@ -773,8 +905,9 @@ pub struct Running {
     control: Arc<QuicTransport>,
     fabric: Option<FabricHandle>,
     enroll: Option<EnrollServer>,
-    api: Option<ApiServer>,
+    api: Option<Arc<ApiServer>>,
     revocation_sync: tokio::task::JoinHandle<()>,
+    api_peer_sync: Option<tokio::task::JoinHandle<()>>,
     /// The bound addresses: control, raft, enrollment, API.
     pub addresses: [SocketAddr; 4],
 }
@@ -783,8 +916,16 @@ impl Running {
     /// Stops the API, enrollment, the Fabric, raft and the transports, in that order.
     pub async fn shutdown(mut self) {
         self.revocation_sync.abort();
+        if let Some(sync) = self.api_peer_sync.take() {
+            sync.abort();
+            // The task holds a reference to the API server; it is gone once the task is.
+            let _ = sync.await;
+        }
         if let Some(api) = self.api.take() {
-            api.shutdown().await;
+            match Arc::try_unwrap(api) {
+                Ok(api) => api.shutdown().await,
+                Err(api) => drop(api),
+            }
         }
         drop(self.enroll.take());
         if let Some(f) = self.fabric.take() {
@@ -854,6 +995,7 @@ pub async fn run(s: &CoordinatorSettings) -> Result<Running> {
         enroll: None,
         api: None,
         revocation_sync: tokio::spawn(async {}),
+        api_peer_sync: None,
     };
     match start_parts(s, &mut running, &ca, &creds, consensus, clock).await {
         Ok(()) => Ok(running),
@@ -940,6 +1082,19 @@ async fn start_parts(
     .await
     .map_err(|e| anyhow!("{e}"))?;
     running.addresses[3] = api.local_addr();
+    let api = Arc::new(api);
+    let my_api = s.api_advertise(api.local_addr().port());
+    *running
+        .member
+        .api_address
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = my_api.clone();
+    running.api_peer_sync = Some(spawn_api_peer_sync(
+        &running.member,
+        Arc::clone(&api),
+        creds.identity().node,
+        my_api,
+    ));
     running.api = Some(api);
     Ok(())
 }

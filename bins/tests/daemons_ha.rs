@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests unwrap to fail loudly.
 
+mod common;
+
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -234,4 +236,98 @@ fn two_coordinators_join_and_the_api_survives_the_first_one_stopping() {
     }
     stop(&mut procs[1], &log("c1.log"));
     stop(&mut procs[2], &log("c2.log"));
+}
+
+/// A workload manifest named `name`.
+fn manifest(name: &str) -> String {
+    format!(
+        "apiVersion: cloudless.dev/v1\nkind: Workload\nmetadata:\n  name: {name}\nspec:\n  image: busybox:1\n  replicas: 1\n"
+    )
+}
+
+#[test]
+fn followers_forward_api_calls_to_the_leader() {
+    use cloudless::api::pb;
+    use cloudless::api::pb::workloads_client::WorkloadsClient;
+
+    let mut lab = common::Lab::init("fwd", 3);
+    for i in 0..3 {
+        lab.start_coordinator(i);
+    }
+    let client = lab.client(&lab.apis());
+    let leader = common::wait_for(
+        "a leader of 3 voters",
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || {
+            let info = lab.block_on(client.info()).map_err(|e| e.to_string())?;
+            if info.leader != 0 && info.voters.len() == 3 {
+                Ok(info.leader)
+            } else {
+                Err(format!("{info:?}"))
+            }
+        },
+    );
+    let followers: Vec<usize> = (0..3).filter(|&i| lab.node_id(i) != leader).collect();
+    assert_eq!(followers.len(), 2);
+
+    for &f in &followers {
+        // One gRPC call on the follower's own channel: the client neither retries nor follows
+        // a hint, so an answer means the follower forwarded the call.
+        let channel = lab.channel(&lab.api(f));
+        let name = format!("via-coord-{f}");
+        let created = common::wait_for(
+            "a follower forwards Create",
+            Duration::from_secs(10),
+            Duration::from_millis(200),
+            || {
+                let mut w = WorkloadsClient::new(channel.clone());
+                lab.block_on(w.create(pb::CreateWorkloadRequest {
+                    manifest: manifest(&name),
+                    idempotency_key: format!("fwd-{f}"),
+                }))
+                .map(tonic::Response::into_inner)
+                .map_err(|s| format!("{:?}: {} {:?}", s.code(), s.message(), s.metadata()))
+            },
+        );
+        assert_eq!(created.workload.unwrap().name, name);
+        // Reads are forwarded too, and the follower names the leader's API address.
+        let mut w = WorkloadsClient::new(channel.clone());
+        let got = lab
+            .block_on(w.get(pb::GetWorkloadRequest {
+                workload: Some(pb::WorkloadRef {
+                    namespace: String::new(),
+                    name: name.clone(),
+                }),
+            }))
+            .unwrap()
+            .into_inner();
+        assert_eq!(got.workload.unwrap().name, name);
+        let mut c = pb::cluster_client::ClusterClient::new(channel);
+        let info = lab
+            .block_on(c.info(pb::InfoRequest {}))
+            .unwrap()
+            .into_inner();
+        assert_eq!(info.member, lab.node_id(f));
+        assert_eq!(info.leader, leader);
+        let li = lab.coordinator_of(leader).unwrap();
+        assert_eq!(info.leader_address, lab.api(li), "{info:?}");
+    }
+    // Both workloads were created once, on the leader.
+    let names: Vec<String> = lab
+        .block_on(client.list_workloads(""))
+        .unwrap()
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    for &f in &followers {
+        assert_eq!(
+            names
+                .iter()
+                .filter(|n| **n == format!("via-coord-{f}"))
+                .count(),
+            1,
+            "{names:?}"
+        );
+    }
 }

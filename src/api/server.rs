@@ -339,10 +339,17 @@ pub async fn serve(
     let incoming = tokio_stream_of(incoming);
 
     let limit = config.max_request_bytes;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder()
         .build_v1()
+        .map_err(|e| ApiError::Tls(format!("reflection: {e}")))?;
+    // v1alpha too: generic clients still use it (grpcio-reflection, older grpcurl).
+    let reflection_v1alpha = reflection_builder()
+        .build_v1alpha()
         .map_err(|e| ApiError::Tls(format!("reflection: {e}")))?;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -387,7 +394,8 @@ pub async fn serve(
             .max_decoding_message_size(limit),
         )
         .add_service(health)
-        .add_service(reflection);
+        .add_service(reflection)
+        .add_service(reflection_v1alpha);
 
     let mut stop = stop_rx;
     let task = tokio::spawn(async move {
