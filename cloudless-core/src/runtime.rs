@@ -131,7 +131,8 @@ pub enum RuntimeEvent {
     },
 }
 
-/// A chunk of a container's combined log, with its byte offset in the log.
+/// A chunk of a container's combined log, with its logical byte offset in the log (bytes since
+/// the container started, whether or not older bytes are still kept).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogChunk {
     /// Offset of the first byte of `data`.
@@ -229,7 +230,10 @@ pub enum RuntimeError {
 ///   `status` reports `Exited { code }` by the time the event is delivered.
 /// - `logs(from)` yields the log bytes from offset `from` in order with correct offsets (nothing
 ///   when `from` is at or past the end); without `follow` it ends at the bytes logged so far;
-///   with `follow` it continues until the container exits and its log is drained.
+///   with `follow` it continues until the container exits and its log is drained. Offsets are
+///   logical: bytes since the container started. A runtime that caps logs by rotation drops the
+///   oldest bytes; a read from an offset that was dropped starts at the oldest byte kept, and the
+///   chunk's `offset` (then greater than `from`) says how much was skipped.
 /// - `exec` runs a one-shot command in a running container (else `InvalidState`) and returns its
 ///   exit code and output, or `Timeout` after `timeout_ms`.
 /// - No method panics on any input.

@@ -195,7 +195,8 @@ pub(crate) async fn remove(inner: &Arc<Inner>, id: &ContainerId) -> Result<(), R
         .map_err(|s| container_error(s, "container delete", id))?;
     remove_snapshot(inner, id.as_str()).await?;
     delete_lease(inner, id.as_str()).await;
-    let _ = tokio::fs::remove_file(inner.log_path(id.as_str())).await;
+    let log = inner.log_path(id.as_str());
+    let _ = tokio::task::spawn_blocking(move || crate::capped_log::remove_all(&log)).await;
     inner.local.forget(id.as_str());
     volumes::release(
         inner,

@@ -1,9 +1,10 @@
-//! The capped log writer the shim runs for each container (`binary://` stdio in containerd):
-//! it drains the container's stdout (fd 3) and stderr (fd 4) into the log file up to a byte
-//! limit, then writes one marker line and drops the rest — it keeps reading, so the container
-//! never blocks on a full pipe. It holds an exclusive lock on the log file while it runs, so the
-//! runtime can wait for the last bytes after the task is deleted. Offsets stay valid: the file
-//! only grows.
+//! The rotating log writer the shim runs for each container (`binary://` stdio in containerd):
+//! it drains the container's stdout (fd 3) and stderr (fd 4) into the log, rotating its files so
+//! that at most `limit` bytes of the newest output are kept (see [`crate::capped_log`]) — it
+//! keeps reading, so the container never blocks on a full pipe. It holds an exclusive lock on
+//! `<log>.lock` while it runs, so the runtime can wait for the last bytes after the task is
+//! deleted. Read offsets are logical (bytes since the container started), so they stay valid
+//! across rotations.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -11,14 +12,14 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::capped_log::CappedLog;
+use crate::capped_log::{self, RotatingLog};
 
 /// Arguments of the logger (from the `binary://` URI's query, in any order).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggerArgs {
     /// The log file.
     pub file: PathBuf,
-    /// Bytes kept before the marker.
+    /// Bytes kept over all the log's files (the newest output).
     pub limit: u64,
 }
 
@@ -62,7 +63,7 @@ pub(crate) fn uri(logger: &Path, file: &Path, limit: u64) -> String {
 }
 
 /// Copies one stream into the sink until EOF; write errors stop writing but not draining.
-fn drain(mut input: File, sink: &Arc<Mutex<CappedLog>>) {
+fn drain(mut input: File, sink: &Arc<Mutex<RotatingLog>>) {
     let mut buf = vec![0; 32 << 10];
     let mut writable = true;
     loop {
@@ -83,16 +84,16 @@ fn drain(mut input: File, sink: &Arc<Mutex<CappedLog>>) {
     }
 }
 
-/// Runs the logger: lock and append to the file, tell the shim it is ready (fd 5), drain fds 3
-/// and 4 until both close.
+/// Runs the logger: lock the log, open it for appending, tell the shim it is ready (fd 5),
+/// drain fds 3 and 4 until both close.
 pub fn run(args: &LoggerArgs) -> std::io::Result<()> {
-    let file = OpenOptions::new()
+    let lock = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
-        .open(&args.file)?;
-    file.lock()?;
-    let written = file.metadata()?.len();
+        .open(capped_log::lock_path(&args.file))?;
+    lock.lock()?;
+    let log = RotatingLog::open(&args.file, args.limit)?;
     // The pipes are inherited as fds 3, 4 and 5; opening them through /proc needs no unsafe.
     let stdout = File::open("/proc/self/fd/3")?;
     let stderr = File::open("/proc/self/fd/4")?;
@@ -100,17 +101,19 @@ pub fn run(args: &LoggerArgs) -> std::io::Result<()> {
         .write(true)
         .open("/proc/self/fd/5")?
         .write_all(b"r")?;
-    let sink = Arc::new(Mutex::new(CappedLog::new(file, written, args.limit)));
+    let sink = Arc::new(Mutex::new(log));
     let other = Arc::clone(&sink);
     let t = std::thread::spawn(move || drain(stderr, &other));
     drain(stdout, &sink);
     let _ = t.join();
+    drop(lock);
     Ok(())
 }
 
-/// Waits (blocking, up to `patience`) until no logger holds `file`: its last bytes are written.
+/// Waits (blocking, up to `patience`) until no logger holds the log `file`'s lock: its last
+/// bytes are written.
 pub(crate) fn wait_unlocked(file: &Path, patience: std::time::Duration) {
-    let Ok(f) = File::open(file) else {
+    let Ok(f) = File::open(capped_log::lock_path(file)) else {
         return;
     };
     let deadline = std::time::Instant::now() + patience;

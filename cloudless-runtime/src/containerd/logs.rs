@@ -1,14 +1,12 @@
 //! Reading a container's log file from an offset, optionally following it until the exit.
 
-use std::io::SeekFrom;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use cloudless_core::runtime::{ContainerId, ContainerState, LogChunk, RuntimeError};
 use futures::stream::BoxStream;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
 use super::local::Exit;
@@ -28,37 +26,19 @@ struct Follow {
     exit: watch::Receiver<Option<Exit>>,
 }
 
-/// Reads up to [`CHUNK`] bytes at `offset`; a missing file is empty.
-async fn read_at(path: &PathBuf, offset: u64) -> Result<Vec<u8>, RuntimeError> {
-    let mut file = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(RuntimeError::Other(Box::new(e))),
-    };
-    let len = file
-        .metadata()
+/// Reads up to [`CHUNK`] bytes from logical offset `offset` (a later one when it was rotated
+/// away); returns where they start. A missing log is empty.
+async fn read_at(path: &Path, offset: u64) -> Result<(u64, Vec<u8>), RuntimeError> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || crate::capped_log::read_from(&path, offset, CHUNK))
         .await
         .map_err(|e| RuntimeError::Other(Box::new(e)))?
-        .len();
-    if offset >= len {
-        return Ok(Vec::new());
-    }
-    file.seek(SeekFrom::Start(offset))
-        .await
-        .map_err(|e| RuntimeError::Other(Box::new(e)))?;
-    let want = usize::try_from(len - offset).unwrap_or(CHUNK).min(CHUNK);
-    let mut buf = vec![0; want];
-    let n = file
-        .read(&mut buf)
-        .await
-        .map_err(|e| RuntimeError::Other(Box::new(e)))?;
-    buf.truncate(n);
-    Ok(buf)
+        .map_err(|e| RuntimeError::Other(Box::new(e)))
 }
 
 async fn step(mut f: Follow) -> Option<(Result<LogChunk, RuntimeError>, Follow)> {
     loop {
-        let data = match read_at(&f.path, f.offset).await {
+        let (at, data) = match read_at(&f.path, f.offset).await {
             Ok(d) => d,
             // Report the error once, then end the stream.
             Err(e) => {
@@ -68,11 +48,12 @@ async fn step(mut f: Follow) -> Option<(Result<LogChunk, RuntimeError>, Follow)>
             }
         };
         if !data.is_empty() {
+            // `at` is past `f.offset` when the bytes in between were rotated away.
             let chunk = LogChunk {
-                offset: f.offset,
+                offset: at,
                 data: Bytes::from(data),
             };
-            f.offset = f.offset.saturating_add(chunk.data.len() as u64);
+            f.offset = at.saturating_add(chunk.data.len() as u64);
             return Some((Ok(chunk), f));
         }
         if !f.following {

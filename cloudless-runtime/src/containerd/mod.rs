@@ -137,7 +137,8 @@ impl ContainerdConfig {
 pub struct LogLimit {
     /// Path of the `cloudless-logger` binary.
     pub logger: PathBuf,
-    /// Bytes kept per container log (a one-line marker follows when output was dropped).
+    /// Bytes kept per container log: its files rotate, keeping the newest output (see
+    /// `docs/design/log-rotation.md`).
     pub max_bytes: u64,
 }
 

@@ -54,7 +54,8 @@ pub struct ProcessConfig {
     pub cgroup_parent: String,
     /// The address status reports for a running replica (processes share the host's network).
     pub address: Option<String>,
-    /// Bytes kept per replica log (then one marker line; later output is dropped).
+    /// Bytes kept per replica log: its files rotate, keeping the newest output (see
+    /// `docs/design/log-rotation.md`).
     pub log_max_bytes: u64,
     /// Set no-new-privileges on every process (setuid binaries then gain nothing).
     pub no_new_privileges: bool,

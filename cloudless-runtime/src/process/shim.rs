@@ -26,7 +26,7 @@ use rustix::process::Signal;
 use super::plan::Plan;
 use super::record::{self, ExitRecord, Started};
 use super::signal::kill_group;
-use crate::capped_log::CappedLog;
+use crate::capped_log::RotatingLog;
 
 /// How long the supervisor waits for the last output after the process exited (processes that
 /// escaped the group and cgroup may hold the pipe open for ever).
@@ -98,7 +98,7 @@ fn launch(dir: &Path) -> Result<(), String> {
     }
 }
 
-fn drain(mut input: impl Read, mut sink: CappedLog) {
+fn drain(mut input: impl Read, mut sink: RotatingLog) {
     let mut buf = vec![0; 32 << 10];
     let mut writable = true;
     loop {
@@ -150,11 +150,12 @@ fn supervise(dir: &Path) -> Result<(), String> {
             return Err(format!("plan.json: {e}"));
         }
     };
-    let mut log = open_private(&dir.join(record::LOG)).map_err(|e| format!("log: {e}"))?;
-    let written = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut log = RotatingLog::open(&dir.join(record::LOG), plan.log_max_bytes)
+        .map_err(|e| format!("log: {e}"))?;
     if let (true, None, Some(note)) = (plan.limits.any(), &plan.cgroup, &plan.limits_note) {
         // Said once, in the log, where the operator reading it will see it.
-        let _ = writeln!(log, "[cloudless: running without cgroup limits: {note}]");
+        let _ =
+            log.write(format!("[cloudless: running without cgroup limits: {note}]\n").as_bytes());
     }
     let shim = match self_exe() {
         Ok(p) => p,
@@ -200,7 +201,7 @@ fn supervise(dir: &Path) -> Result<(), String> {
     }
     report(&format!("started {pid}"));
 
-    let sink = CappedLog::new(log, written, plan.log_max_bytes);
+    let sink = log;
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         drain(reader, sink);
