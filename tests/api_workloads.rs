@@ -145,7 +145,7 @@ async fn unknown_objects_are_not_found_and_names_are_unique() {
         .expect_err("conflict");
     assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
 
-    // Logs and exec say why they are not served (the agent-side path is missing).
+    // Logs of a workload none of whose replicas runs anywhere (this cluster has no nodes).
     let e = c
         .logs(pb::LogsRequest {
             workload: Some(pb::WorkloadRef {
@@ -156,8 +156,8 @@ async fn unknown_objects_are_not_found_and_names_are_unique() {
         })
         .await
         .expect_err("logs");
-    assert_eq!(e.code(), Code::Unimplemented);
-    assert!(e.to_string().contains("control protocol"), "{e}");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+    assert!(e.to_string().contains("demo/web has no replica running"), "{e}");
 }
 
 #[tokio::test]
