@@ -358,7 +358,8 @@ pub(crate) async fn run(g: &GlobalArgs, c: WorkloadCommand) -> CtlResult<u8> {
                     );
                 }
             }
-            return Ok(u8::try_from(r.exit_code.clamp(0, 255)).unwrap_or(255));
+            // A code outside 0..=255 (e.g. a negative one for a signal) is a failure, never 0.
+            return Ok(u8::try_from(r.exit_code).unwrap_or(255));
         }
     }
     Ok(0)
