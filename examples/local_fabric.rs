@@ -1,4 +1,5 @@
-//! A local Cloudless fabric in one process, on a real containerd: one coordinator (a
+//! A local Cloudless fabric in one process (the multi-process one, with the daemons, is
+//! `scripts/run-local-fabric.sh`), on a real containerd: one coordinator (a
 //! single-member `RaftConsensus` on redb) and three agents in three zones, each with its own
 //! containerd namespace and CNI bridge. It deploys `examples/manifests/web.yaml` (busybox httpd,
 //! 3 replicas spread over the zones), fetches the page from every replica, then loses one agent
@@ -6,16 +7,16 @@
 //! coordinator marking the node Down and the replacement serving on another agent.
 //!
 //! ```text
-//!   containerd (private: started by scripts/run-local-fabric.sh, root/state/socket in a temp dir)
+//!   containerd (private, from scripts/run-local-fabric-inprocess.sh: root/state/socket in a temp dir)
 //!      ▲            ▲            ▲
 //!   agent n2     agent n3     agent n4      namespaces <tag>-agent-{1,2,3}, bridges <tag>b{1,2,3}
 //!   zone-a       zone-b       zone-c
 //!      └── in-process ControlPlane ──▶ coordinator n1 ──▶ RaftConsensus (1 member, redb)
 //! ```
 //!
-//! Run it through `./scripts/run-local-fabric.sh`, which installs what is missing, starts the
-//! private containerd, passes its socket, and removes everything afterwards (also on Ctrl-C).
-//! By hand (as root, with a containerd already listening on SOCKET):
+//! Run it through `./scripts/run-local-fabric-inprocess.sh`, which installs what is missing,
+//! starts the private containerd, passes its socket, and removes everything afterwards (also on
+//! Ctrl-C). By hand (as root, with a containerd already listening on SOCKET):
 //!
 //! ```text
 //! cargo run --example local_fabric -- --socket SOCKET --work-dir DIR --cgroup-parent /NAME \
@@ -74,7 +75,7 @@ macro_rules! say {
     };
 }
 
-/// Command-line settings (all given by `scripts/run-local-fabric.sh`).
+/// Command-line settings (all given by `scripts/run-local-fabric-inprocess.sh`).
 struct Args {
     socket: PathBuf,
     work_dir: PathBuf,

@@ -9,6 +9,11 @@
 //!    process/                               process runtime state (adopted on restart)
 //!    containerd/                            containerd runtime scratch
 //! ```
+//!
+//! Images without a registry: `images:` in the config file lists OCI image layout tarballs
+//! (e.g. from `cloudless_runtime::busybox::write_oci_layout`, `docker save`, `skopeo copy
+//! oci-archive:`); `run` imports each into the agent's containerd namespace before the agent
+//! starts (idempotent: an image already there is kept), so workloads can name them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -86,6 +91,11 @@ pub struct AgentFile {
     pub listen: Option<String>,
     /// Path of the process runtime shim.
     pub process_shim: Option<PathBuf>,
+    /// OCI image layout tarballs imported into the containerd namespace at start.
+    pub images: Option<Vec<PathBuf>>,
+    /// cgroup (v2, relative to the root) the agent's containers go under (default
+    /// `cloudless-agent-<name>`): containerd ones as `<parent>/<namespace>/<id>`.
+    pub cgroup_parent: Option<String>,
 }
 
 /// Flags (and env through clap); `None`: not given.
@@ -154,6 +164,10 @@ pub struct AgentSettings {
     pub listen: std::net::SocketAddr,
     /// Shim path.
     pub process_shim: Option<PathBuf>,
+    /// OCI image layout tarballs (absolute paths) imported into containerd at start.
+    pub images: Vec<PathBuf>,
+    /// cgroup parent of the containers, relative, without leading `/`.
+    pub cgroup_parent: String,
 }
 
 impl AgentSettings {
@@ -233,6 +247,42 @@ impl AgentSettings {
         if let Some(s) = &subnet {
             valid_cidr(s).map_err(|e| ConfigError::invalid("subnet", e))?;
         }
+        let images = file
+            .images
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                std::path::absolute(&p).map_err(|e| {
+                    ConfigError::invalid("images", format!("images[{i}] {}: {e}", p.display()))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !images.is_empty() && runtime != RuntimeKind::Containerd {
+            return Err(ConfigError::invalid(
+                "images",
+                "images are imported into containerd; they need runtime: containerd \
+                 (the process runtime runs process:///path images, nothing to import)",
+            ));
+        }
+        let cgroup_parent = match file.cgroup_parent {
+            None => format!("cloudless-agent-{name}"),
+            Some(p) => {
+                let rel = p.trim_start_matches('/');
+                let clean = !rel.is_empty()
+                    && rel
+                        .split('/')
+                        .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+                    && !rel.chars().any(char::is_control);
+                if !clean {
+                    return Err(ConfigError::invalid(
+                        "cgroup_parent",
+                        format!("{p:?} is not a cgroup path like cloudless/agents"),
+                    ));
+                }
+                rel.to_owned()
+            }
+        };
         let listen_s = config::pick(flags.listen, file.listen, "0.0.0.0:0".into());
         let listen = listen_s.parse().map_err(|e| {
             ConfigError::invalid("listen", format!("{listen_s:?} is not ip:port: {e}"))
@@ -252,6 +302,8 @@ impl AgentSettings {
             bridge: config::pick(flags.bridge, file.bridge, DEFAULT_BRIDGE.into()),
             listen,
             process_shim: config::pick_opt(flags.process_shim, file.process_shim),
+            images,
+            cgroup_parent,
         })
     }
 }
@@ -404,7 +456,7 @@ fn shim_path(s: &AgentSettings) -> Result<PathBuf> {
 
 async fn process_runtime(s: &AgentSettings) -> Result<ProcessRuntime> {
     let mut cfg = ProcessConfig::new(s.data_dir.join("process"), shim_path(s)?);
-    cfg.cgroup_parent = format!("cloudless-agent-{}", s.name);
+    cfg.cgroup_parent = s.cgroup_parent.clone();
     cfg.validate().map_err(|e| anyhow!("{e}"))?;
     ProcessRuntime::open(cfg)
         .await
@@ -421,13 +473,14 @@ async fn runtime(s: &AgentSettings) -> Result<Arc<dyn Runtime>> {
                 .ok_or_else(|| anyhow!("containerd_socket: required"))?;
             let mut cfg =
                 ContainerdConfig::new(&socket, &s.namespace, s.data_dir.join("containerd"));
-            cfg.cgroup_parent = format!("/cloudless-agent-{}", s.name);
+            cfg.cgroup_parent = format!("/{}", s.cgroup_parent);
             if let Some(subnet) = &s.subnet {
                 cfg.bridge = Some(BridgeNetwork::new(&s.bridge, subnet));
             }
             let c = ContainerdRuntime::connect(cfg).await.with_context(|| {
                 format!("containerd_socket: connecting to {}", socket.display())
             })?;
+            import_images(&c, &s.images, &s.namespace).await?;
             match process_runtime(s).await {
                 Ok(p) => Ok(Arc::new(ChainRuntime::new(vec![Arc::new(c), Arc::new(p)]))),
                 Err(e) => {
@@ -437,6 +490,41 @@ async fn runtime(s: &AgentSettings) -> Result<Arc<dyn Runtime>> {
             }
         }
     }
+}
+
+/// Imports every archive of `images` into the runtime's namespace; errors name the entry.
+async fn import_images(rt: &ContainerdRuntime, images: &[PathBuf], namespace: &str) -> Result<()> {
+    for (i, archive) in images.iter().enumerate() {
+        if !archive.is_file() {
+            bail!(
+                "images[{i}]: {} is not a file (an OCI image layout tarball)",
+                archive.display()
+            );
+        }
+        let started = std::time::Instant::now();
+        let imported = rt
+            .import_image(archive)
+            .await
+            .map_err(|e| anyhow!("images[{i}]: importing {}: {e}", archive.display()))?;
+        if imported.is_empty() {
+            bail!(
+                "images[{i}]: {} names no image (its index.json needs an \
+                 io.containerd.image.name or org.opencontainers.image.ref.name annotation)",
+                archive.display()
+            );
+        }
+        for image in imported {
+            tracing::info!(
+                archive = %archive.display(),
+                image = %image.reference,
+                digest = %image.digest,
+                namespace,
+                ms = started.elapsed().as_millis() as u64,
+                "image imported"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `run`: start the agent (enrolling first if it has not joined and a token is given).
@@ -570,5 +658,39 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.to_string().starts_with("runtime:"), "{e}");
+    }
+
+    #[test]
+    fn images_are_absolute_and_need_containerd() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.yaml");
+        std::fs::write(
+            &file,
+            "containerd_socket: /run/c.sock\nimages: [/srv/busybox-oci.tar, rel/app.tar]\n",
+        )
+        .unwrap();
+        let flags = AgentFlags {
+            config: Some(file.clone()),
+            data_dir: Some(dir.path().join("d")),
+            ..AgentFlags::default()
+        };
+        let s = AgentSettings::resolve(flags.clone()).unwrap();
+        assert_eq!(s.runtime, RuntimeKind::Containerd);
+        assert_eq!(s.images[0], PathBuf::from("/srv/busybox-oci.tar"));
+        assert!(s.images[1].is_absolute() && s.images[1].ends_with("rel/app.tar"));
+        std::fs::write(&file, "runtime: process\nimages: [/srv/busybox-oci.tar]\n").unwrap();
+        let e = AgentSettings::resolve(flags.clone()).unwrap_err();
+        assert!(e.to_string().starts_with("images:"), "{e}");
+        std::fs::write(&file, "runtime: process\nimage: [/srv/busybox-oci.tar]\n").unwrap();
+        let e = AgentSettings::resolve(flags.clone()).unwrap_err();
+        assert!(e.to_string().contains("image"), "{e}");
+        std::fs::write(&file, "runtime: process\ncgroup_parent: /demo/a-1\n").unwrap();
+        assert_eq!(
+            AgentSettings::resolve(flags.clone()).unwrap().cgroup_parent,
+            "demo/a-1"
+        );
+        std::fs::write(&file, "runtime: process\ncgroup_parent: demo/../x\n").unwrap();
+        let e = AgentSettings::resolve(flags).unwrap_err();
+        assert!(e.to_string().starts_with("cgroup_parent:"), "{e}");
     }
 }
