@@ -51,6 +51,7 @@ pub use cni::BridgeNetwork;
 pub use disk_gc::{DiskGcPolicy, FreeSpace, FsUsage, ImageGc, Statvfs, Watermark};
 use local::Local;
 pub use registry_auth::RegistryError;
+pub use registry_config::load_agent_registries;
 pub use registry_config::{
     REGISTRIES_FILE, RegistryConfig, RegistryConfigError, RegistryCredentials, load_registries_file,
 };

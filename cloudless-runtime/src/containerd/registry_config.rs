@@ -14,8 +14,9 @@
 //!     insecure_http: true
 //! ```
 //!
-//! [`load_registries_file`] refuses a file that group or others can read or that another user
-//! owns, so a password is never left readable by accident. Passwords never appear in `Debug`
+//! [`load_agent_registries`] reads it (no file: no entries). [`load_registries_file`] refuses a
+//! file that group or others can read or that another user owns, so a password is never left
+//! readable by accident. Passwords never appear in `Debug`
 //! output, logs or error messages, and are wiped from memory on drop.
 
 use std::collections::BTreeMap;
@@ -214,6 +215,18 @@ pub fn load_registries_file(
         );
     }
     Ok(out)
+}
+
+/// The agent's registries: [`load_registries_file`] of `<data_dir>/`[`REGISTRIES_FILE`], or none
+/// when that file does not exist (every registry then HTTPS and anonymous).
+pub fn load_agent_registries(
+    data_dir: &Path,
+) -> Result<BTreeMap<String, RegistryConfig>, RegistryConfigError> {
+    let path = data_dir.join(REGISTRIES_FILE);
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        _ => load_registries_file(&path),
+    }
 }
 
 #[cfg(test)]
