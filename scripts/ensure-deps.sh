@@ -18,6 +18,14 @@ if command -v dpkg-query >/dev/null 2>&1; then
   dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=(busybox-static)
 fi
 
+# The reflection test (bins/tests/reflection_python.rs) makes a venv and pip-installs grpcio
+# and grpcio-reflection into it: python3 with venv + ensurepip (Debian's python3-venv, which
+# brings the pip wheel).
+command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  need_pkgs+=(python3-venv)
+fi
+
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "==> installing Debian packages: ${need_pkgs[*]}"
   SUDO=""
