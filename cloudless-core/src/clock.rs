@@ -9,6 +9,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// - `now_ms` never panics.
 /// - A [`SystemClock`] may jump (NTP); code that needs monotonic intervals measures them with
 ///   its async runtime's timer, not with this clock.
+///
+/// ```rust
+/// use cloudless_core::clock::{Clock, ManualClock, SystemClock};
+///
+/// fn expired(clock: &dyn Clock, deadline_ms: u64) -> bool {
+///     clock.now_ms() >= deadline_ms
+/// }
+///
+/// let clock = ManualClock::new(1_000);
+/// assert!(!expired(&clock, 1_500));
+/// clock.advance_ms(500);
+/// assert!(expired(&clock, 1_500));
+/// assert!(SystemClock.now_ms() > 1_700_000_000_000);
+/// ```
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;

@@ -113,6 +113,42 @@ pub enum ConsensusError {
 ///   `Err(Compacted)`. `from = Revision(0)` means "from the oldest retained".
 /// - **Idempotency**: envelopes carrying an idempotency key seen before return the first result
 ///   with `deduplicated = true` and change nothing.
+///
+/// # Example
+///
+/// Callers depend on `dyn Consensus`; here with the in-memory reference implementation
+/// (feature `testing`; production uses `cloudless_store::RaftConsensus`):
+///
+/// ```rust
+/// # #[cfg(feature = "testing")] {
+/// use cloudless_core::consensus::{Consensus, WatchFilter};
+/// use cloudless_core::event::{EventCategory, Severity};
+/// use cloudless_core::ids::Revision;
+/// use cloudless_core::state::{Command, CommandEnvelope, ObjectKind};
+/// use cloudless_core::testing::consensus::MemConsensus;
+/// use futures::StreamExt;
+///
+/// # futures::executor::block_on(async {
+/// let consensus: Box<dyn Consensus> = Box::new(MemConsensus::new());
+/// let mut events = consensus.watch(WatchFilter::kind(ObjectKind::Event), Revision(0)).await?;
+///
+/// let note = Command::RecordEvent {
+///     category: EventCategory::Workload,
+///     severity: Severity::Info,
+///     subject: "workload/shop/web".into(),
+///     reason: "Note".into(),
+///     message: "deployed by the example".into(),
+/// };
+/// let applied = consensus.propose(CommandEnvelope::new(1_000, note)).await?;
+/// assert_eq!(applied.revision, Revision(1));
+/// assert_eq!(consensus.state().await?.events.len(), 1);
+///
+/// let change = events.next().await.ok_or("the watch ended")??;
+/// assert_eq!((change.revision, change.kind), (Revision(1), ObjectKind::Event));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 /// - No method panics on any input.
 #[async_trait]
 pub trait Consensus: Send + Sync + 'static {

@@ -34,6 +34,32 @@ pub enum Severity {
 }
 
 /// One event.
+///
+/// Events are recorded by the state machine as it applies commands (and by
+/// [`Command::RecordEvent`](crate::state::Command::RecordEvent)), kept in
+/// [`ClusterState::events`](crate::state::ClusterState::events) and watched as
+/// [`ObjectKind::Event`](crate::state::ObjectKind::Event) changes:
+///
+/// ```rust
+/// use cloudless_core::event::{EventCategory, Severity};
+/// use cloudless_core::state::{ClusterState, Command, CommandEnvelope, apply};
+///
+/// let mut state = ClusterState::new();
+/// let failed = Command::RecordEvent {
+///     category: EventCategory::Scheduling,
+///     severity: Severity::Warning,
+///     subject: "workload/shop/web".into(),
+///     reason: "FailedScheduling".into(),
+///     message: "0/3 nodes fit: 3 insufficient memory".into(),
+/// };
+/// apply(&mut state, &CommandEnvelope::new(42_000, failed))?;
+///
+/// let event = state.events.back().ok_or("no event")?;
+/// assert_eq!(event.reason, "FailedScheduling");
+/// assert_eq!((event.at_ms, event.revision.get()), (42_000, 1));
+/// assert_eq!(serde_json::to_value(event)?["severity"], "warning");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Event {

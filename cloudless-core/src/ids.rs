@@ -2,6 +2,19 @@
 //!
 //! Numeric ids (`NodeId`, `WorkloadId`, `ReplicaId`) are minted by the cluster state machine
 //! (DESIGN §8: openraft needs a `Copy + Ord` node id). Human names are validated strings.
+//!
+//! ```rust
+//! use cloudless_core::ids::{Generation, NameError, NodeId, NodeName, QualifiedName};
+//!
+//! assert_eq!(NodeId(7).to_string(), "n7");
+//! assert_eq!(Generation(1).next(), Generation(2));
+//!
+//! let name = NodeName::new("edge-1")?;
+//! assert_eq!(name.as_str(), "edge-1");
+//! assert!(matches!(NodeName::new("Edge_1"), Err(NameError::Invalid(_))));
+//! assert_eq!(QualifiedName::new("shop", "web").to_string(), "shop/web");
+//! # Ok::<(), NameError>(())
+//! ```
 
 use std::fmt;
 
@@ -105,6 +118,14 @@ pub enum NameError {
 pub const MAX_LABEL_LEN: usize = 63;
 
 /// Checks that `s` is a DNS-1123 label: 1..=63 chars of `[a-z0-9-]`, alphanumeric at both ends.
+///
+/// ```rust
+/// use cloudless_core::ids::{NameError, validate_dns_label};
+///
+/// assert!(validate_dns_label("web-1").is_ok());
+/// assert_eq!(validate_dns_label(""), Err(NameError::Empty));
+/// assert!(matches!(validate_dns_label("-web"), Err(NameError::Invalid(_))));
+/// ```
 pub fn validate_dns_label(s: &str) -> Result<(), NameError> {
     if s.is_empty() {
         return Err(NameError::Empty);

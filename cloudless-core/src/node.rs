@@ -183,6 +183,41 @@ pub struct NodeReport {
 }
 
 /// A node as the cluster state knows it.
+///
+/// Nodes are created by the state machine from an agent's [`NodeReport`]; reading one:
+///
+/// ```rust
+/// use cloudless_core::ids::{NodeId, NodeName};
+/// use cloudless_core::node::{Liveness, Node, NodeReport, Platform, Schedulability};
+/// use cloudless_core::resources::Resources;
+///
+/// let size = Resources { cpu_millis: 4_000, memory_mib: 4_096, ..Resources::ZERO };
+/// let mut node = Node {
+///     id: NodeId(3),
+///     name: NodeName::new("pi-3")?,
+///     report: NodeReport {
+///         platform: Platform::linux_amd64(),
+///         region: "home".into(),
+///         zone: "attic".into(),
+///         labels: [("disk".to_owned(), "ssd".to_owned())].into(),
+///         capacity: size,
+///         allocatable: size,
+///         power: Default::default(),
+///         reliability: Default::default(),
+///     },
+///     taints: Vec::new(),
+///     liveness: Liveness::Ready,
+///     schedulability: Schedulability::default(),
+///     registered_at_ms: 1_000,
+///     last_seen_ms: 5_000,
+/// };
+/// assert!(node.accepts_new_work());
+/// assert_eq!(node.report.platform.to_string(), "linux/amd64");
+///
+/// node.schedulability.cordoned = true; // `cloudlessctl node cordon pi-3`
+/// assert!(!node.accepts_new_work());
+/// # Ok::<(), cloudless_core::ids::NameError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Node {

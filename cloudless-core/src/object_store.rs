@@ -88,6 +88,38 @@ pub enum ObjectError {
 ///   missing key) is `NoSuchObject`; creating an existing bucket is `BucketExists`; deleting a
 ///   bucket that holds objects is `BucketNotEmpty`.
 /// - No method panics on any input.
+///
+/// # Example
+///
+/// With the in-memory reference store (feature `testing`):
+///
+/// ```rust
+/// # #[cfg(feature = "testing")] {
+/// use std::sync::Arc;
+///
+/// use bytes::Bytes;
+/// use cloudless_core::clock::ManualClock;
+/// use cloudless_core::object_store::{ObjectStore, PutOptions};
+/// use cloudless_core::storage::BucketSpec;
+/// use cloudless_core::testing::MemObjectStore;
+/// use futures::{StreamExt, TryStreamExt, stream};
+///
+/// # futures::executor::block_on(async {
+/// let store: Arc<dyn ObjectStore> = Arc::new(MemObjectStore::new(Arc::new(ManualClock::new(0))));
+/// store.create_bucket("photos", BucketSpec { versioning: true, ..BucketSpec::default() }).await?;
+///
+/// let body = stream::iter([Ok(Bytes::from_static(b"hello ")), Ok(Bytes::from_static(b"world"))]);
+/// let meta = store.put("photos", "a.txt", body.boxed(), PutOptions::default()).await?;
+/// assert_eq!(meta.size, 11);
+///
+/// let (meta, body) = store.get("photos", "a.txt", None).await?;
+/// let bytes: Vec<Bytes> = body.try_collect().await?;
+/// assert_eq!(bytes.concat(), b"hello world");
+/// assert_eq!(meta.sha256.len(), 64);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
     /// Creates a bucket.

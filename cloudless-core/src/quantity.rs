@@ -4,6 +4,22 @@
 //! Each quantity is a newtype over an integer in the unit the rest of Cloudless computes with
 //! (millicores, MiB, GiB, Mbps, milliseconds). It serializes to a canonical string and
 //! deserializes from a string or a plain number; parsing never panics and never overflows.
+//!
+//! ```rust
+//! use cloudless_core::quantity::{Cpu, DurationSpec, Memory};
+//!
+//! assert_eq!(Cpu::parse("500m")?.millis(), 500);
+//! assert_eq!(Cpu::parse("1.5")?.millis(), 1_500);
+//! assert_eq!(Memory::parse("1Gi")?.mib(), 1_024);
+//! assert_eq!(Memory::parse("2048Mi")?.to_string(), "2Gi"); // canonical form
+//! let interval: DurationSpec = "30s".parse()?;
+//! assert_eq!(interval, DurationSpec::from_secs(30));
+//! assert_eq!(DurationSpec::parse("2m")?.millis(), 120_000);
+//!
+//! let err = Cpu::parse("lots").unwrap_err();
+//! assert_eq!(err.input, "lots");
+//! # Ok::<(), cloudless_core::quantity::QuantityError>(())
+//! ```
 
 use std::borrow::Cow;
 use std::fmt;

@@ -33,6 +33,21 @@ pub enum IopsClass {
 
 /// A bundle of resources: what a node has, what is left, or what a fragment reserves.
 ///
+/// ```rust
+/// use cloudless_core::resources::{Dimension, ResourceError, Resources};
+///
+/// let node = Resources { cpu_millis: 2_000, memory_mib: 1_024, ..Resources::ZERO };
+/// let replica = Resources { cpu_millis: 500, memory_mib: 768, ..Resources::ZERO };
+///
+/// assert!(node.fits(&replica));
+/// let left = node.checked_sub(&replica)?;
+/// assert_eq!(left.memory_mib, 256);
+/// // A second replica runs out of memory, and says so.
+/// assert_eq!(left.shortfalls(&replica), vec![Dimension::Memory]);
+/// assert_eq!(left.checked_sub(&replica), Err(ResourceError::Underflow(Dimension::Memory)));
+/// # Ok::<(), ResourceError>(())
+/// ```
+///
 /// `storage_iops` is not additive: for a node it is the class the node offers, for a request
 /// the minimum class needed. Arithmetic keeps the left-hand side's class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]

@@ -134,6 +134,66 @@ pub enum SchedulerError {
 ///   reserved as the batch is placed).
 /// - `placements.len() + unplaced.len() == request.count`.
 /// - Never panics, whatever the snapshot holds.
+///
+/// # Example
+///
+/// A (naive) scheduler that puts every replica on the fitting node with the most free memory;
+/// `cloudless_sched::WeightedScheduler` is the real one.
+///
+/// ```rust
+/// use cloudless_core::ids::{Generation, WorkloadId};
+/// use cloudless_core::scheduler::{
+///     ClusterSnapshot, Placement, PlacementRequest, PlacementResult, Scheduler, Unplaceable,
+/// };
+/// use cloudless_core::workload::{Workload, WorkloadSpec};
+///
+/// struct MostMemory;
+///
+/// impl Scheduler for MostMemory {
+///     fn place(&self, snapshot: &ClusterSnapshot, request: &PlacementRequest) -> PlacementResult {
+///         let need = request.workload.spec.resources.requests.to_resources();
+///         let mut free: Vec<_> = snapshot
+///             .nodes
+///             .values()
+///             .filter(|n| n.accepts_new_work() && !request.exclude.contains(&n.id))
+///             .map(|n| (n.id, snapshot.free_on(n.id)))
+///             .collect();
+///         let mut result = PlacementResult::default();
+///         for _ in 0..request.count {
+///             // Most free memory first; ties by node id, so the answer is deterministic.
+///             free.sort_by(|a, b| b.1.memory_mib.cmp(&a.1.memory_mib).then(a.0.cmp(&b.0)));
+///             match free.iter_mut().find(|(_, f)| f.fits(&need)) {
+///                 Some((node, f)) => {
+///                     *f = f.saturating_sub(&need);
+///                     result.placements.push(Placement { node: *node, score: 1.0 });
+///                 }
+///                 None => result.unplaced.push(Unplaceable {
+///                     total_nodes: snapshot.nodes.len(),
+///                     ..Unplaceable::default()
+///                 }),
+///             }
+///         }
+///         result
+///     }
+/// }
+///
+/// // Nothing fits in an empty cluster: one explanation per replica.
+/// let workload = Workload {
+///     id: WorkloadId(1),
+///     namespace: "shop".into(),
+///     name: "web".into(),
+///     labels: Default::default(),
+///     spec: WorkloadSpec::new("nginx:1.27"),
+///     generation: Generation(1),
+///     created_at_ms: 0,
+///     status: Default::default(),
+///     paused: false,
+/// };
+/// let request = PlacementRequest { workload, count: 2, exclude: Vec::new(), seed: 7 };
+/// let result = MostMemory.place(&ClusterSnapshot::default(), &request);
+/// assert_eq!((result.placements.len(), result.unplaced.len()), (0, 2));
+/// assert_eq!(result.unplaced[0].to_string(), "0/0 nodes fit");
+/// ```
 pub trait Scheduler: Send + Sync + 'static {
     /// Places `request.count` replicas.
     fn place(&self, snapshot: &ClusterSnapshot, request: &PlacementRequest) -> PlacementResult;
@@ -347,6 +407,36 @@ impl TopologyCounts {
 /// # Contract
 /// Pure, deterministic, no panics. `Err(reason)` gives a short, stable reason used for counting
 /// (e.g. "insufficient memory"), so rejections can be summed per reason.
+///
+/// # Example
+///
+/// A filter that keeps replicas off battery-powered nodes; register it with
+/// `cloudless_sched::WeightedScheduler::builder().with_filter(...)`.
+///
+/// ```rust
+/// use cloudless_core::node::{Node, PowerSource};
+/// use cloudless_core::scheduler::{Filter, PlacementContext, PlacementRequest, Volatility};
+///
+/// struct MainsPowerOnly;
+///
+/// impl Filter for MainsPowerOnly {
+///     fn name(&self) -> &str {
+///         "mains_power_only"
+///     }
+///     fn check(&self, _ctx: &PlacementContext<'_>, node: &Node) -> Result<(), String> {
+///         match node.report.power {
+///             PowerSource::Battery { .. } => Err("on battery".to_owned()),
+///             _ => Ok(()),
+///         }
+///     }
+///     // The answer depends on the node alone, so the pipeline need not re-check it
+///     // after each placement of a batch.
+///     fn volatility(&self, _request: &PlacementRequest) -> Volatility {
+///         Volatility::Fixed
+///     }
+/// }
+/// # let _ = MainsPowerOnly;
+/// ```
 pub trait Filter: Send + Sync + 'static {
     /// Stable name, e.g. `resource_fit`.
     fn name(&self) -> &str;
@@ -366,6 +456,31 @@ pub trait Filter: Send + Sync + 'static {
 /// Pure, deterministic, no panics; returns a value in `[0, 1]` (values outside, and NaN, are
 /// clamped to the range / treated as 0 by the pipeline). Higher is better, except for scorers
 /// configured with a negative weight (penalties).
+///
+/// # Example
+///
+/// Prefer nodes with the most free CPU left after the batch so far:
+///
+/// ```rust
+/// use cloudless_core::node::Node;
+/// use cloudless_core::scheduler::{PlacementContext, Scorer};
+///
+/// struct MostFreeCpu;
+///
+/// impl Scorer for MostFreeCpu {
+///     fn name(&self) -> &str {
+///         "most_free_cpu"
+///     }
+///     fn score(&self, ctx: &PlacementContext<'_>, node: &Node) -> f64 {
+///         let total = node.report.allocatable.cpu_millis;
+///         if total == 0 {
+///             return 0.0;
+///         }
+///         ctx.node_free.cpu_millis as f64 / total as f64
+///     }
+/// }
+/// # let _ = MostFreeCpu;
+/// ```
 pub trait Scorer: Send + Sync + 'static {
     /// Stable name, e.g. `locality`.
     fn name(&self) -> &str;

@@ -122,6 +122,38 @@ pub enum SecretError {
 /// - `Debug` and `Display` output (of the store, its values, tokens and errors) never contain
 ///   secret values or token strings.
 /// - No method panics on any input.
+///
+/// # Example
+///
+/// A secret stored, then delivered to one node with a token (in-memory reference store,
+/// feature `testing`):
+///
+/// ```rust
+/// # #[cfg(feature = "testing")] {
+/// use std::collections::BTreeMap;
+/// use std::sync::Arc;
+///
+/// use cloudless_core::clock::ManualClock;
+/// use cloudless_core::ids::NodeId;
+/// use cloudless_core::secret_store::{SecretError, SecretStore, SecretValue};
+/// use cloudless_core::testing::MemSecretStore;
+///
+/// # futures::executor::block_on(async {
+/// let store: Arc<dyn SecretStore> = Arc::new(MemSecretStore::new(Arc::new(ManualClock::new(0)), 7));
+/// let values = BTreeMap::from([("password".to_owned(), SecretValue(b"hunter2".to_vec()))]);
+/// store.put("shop", "db", values).await?;
+///
+/// let token = store.issue_token("shop", "db", NodeId(4), 60_000).await?;
+/// let (grant, values) = store.redeem(&token.token, NodeId(4)).await?;
+/// assert_eq!((grant.name.as_str(), grant.audience), ("db", NodeId(4)));
+/// assert_eq!(values["password"].0, b"hunter2");
+///
+/// // The token is bound to its audience: another node cannot use it.
+/// assert!(store.redeem(&token.token, NodeId(5)).await.is_err());
+/// # Ok::<(), SecretError>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[async_trait]
 pub trait SecretStore: Send + Sync + 'static {
     /// Creates or replaces a secret.

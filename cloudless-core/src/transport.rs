@@ -138,6 +138,29 @@ pub trait ByteStream: Send + 'static {
 ///   Oversized frames fail with `FrameTooLarge` without affecting the connection.
 /// - **Backpressure**: queues are bounded; `send` waits (or fails) rather than growing memory.
 /// - `recv` and `accept_stream` are for one consumer each (the RPC layer demultiplexes).
+///
+/// # Example
+///
+/// Code above the transport addresses peers by [`NodeId`] and sees who sent what;
+/// `cloudless_net::MemTransport` and `cloudless_net::QuicTransport` implement it.
+///
+/// ```rust
+/// use bytes::Bytes;
+/// use cloudless_core::ids::NodeId;
+/// use cloudless_core::transport::{Role, Transport, TransportError};
+///
+/// /// Dials `addr`, sends `ping` and returns the first frame a coordinator sends back.
+/// async fn ping(t: &dyn Transport, addr: &str) -> Result<Bytes, TransportError> {
+///     let peer = t.connect(addr).await?;
+///     t.send(peer.node, Bytes::from_static(b"ping")).await?;
+///     loop {
+///         let inbound = t.recv().await?;
+///         if inbound.from.role == Role::Coordinator {
+///             return Ok(inbound.frame);
+///         }
+///     }
+/// }
+/// ```
 /// - No method panics on any input.
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {

@@ -12,6 +12,38 @@
 //! index, the field path (`spec.ports[1].containerPort`) and, for YAML, the line and column.
 //! Structural errors (syntax, unknown field, wrong type) stop a section of a document;
 //! semantic errors (ranges, names, contradictions) are all reported together.
+//!
+//! ```rust
+//! use cloudless_core::manifest::{Format, Kind, ManifestSpec, parse_str};
+//!
+//! let text = "\
+//! apiVersion: cloudless.dev/v1
+//! kind: Workload
+//! metadata:
+//!   name: web
+//!   namespace: shop
+//!   labels: {app: web}
+//! spec:
+//!   image: nginx:1.27
+//!   replicas: 3
+//!   resources:
+//!     requests: {cpu: 250m, memory: 128Mi}
+//! ";
+//! let manifests = parse_str(text, Format::Yaml)?;
+//! assert_eq!(manifests[0].kind(), Kind::Workload);
+//! assert_eq!(manifests[0].metadata.namespace, "shop");
+//! let ManifestSpec::Workload(spec) = &manifests[0].spec else { unreachable!() };
+//! assert_eq!(spec.replicas, 3);
+//!
+//! // Every semantic problem at once, each with its field path and line.
+//! let bad = text.replace("name: web", "name: Web_1").replace("replicas: 3", "replicas: 3\n  minAvailable: 9");
+//! let errors = parse_str(&bad, Format::Yaml).unwrap_err();
+//! let paths = errors.paths();
+//! assert!(paths.contains(&"metadata.name"), "{errors}");
+//! assert!(paths.contains(&"spec.minAvailable"), "{errors}");
+//! assert!(errors.errors.iter().all(|e| e.line.is_some()));
+//! # Ok::<(), cloudless_core::manifest::ManifestErrors>(())
+//! ```
 
 mod decode;
 mod error;
