@@ -365,3 +365,140 @@ async fn pruning_keeps_used_images_and_frees_unused_ones() {
     ));
     assert_eq!(count(), 0, "the collector removed the layer snapshot");
 }
+
+/// An OCI layout with one image per `(name, User)`: the busybox layer plus a layer with its own
+/// `/etc/passwd` and `/etc/group` (app = 1234:2345, toor = 0:0, group staff = 3456).
+fn named_user_images(dir: &std::path::Path, images: &[(&str, &str)]) -> std::path::PathBuf {
+    use cloudless_runtime::busybox::digest;
+    let base = common::image::parts();
+    let mut accounts = tar::Builder::new(Vec::new());
+    for (name, content) in [
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\ntoor:x:0:0::/:/bin/sh\napp:x:1234:2345::/:/bin/sh\n",
+        ),
+        ("etc/group", "root:x:0:\nstaff:x:3456:app\n"),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(content.len() as u64);
+        h.set_cksum();
+        accounts
+            .append_data(&mut h, name, content.as_bytes())
+            .expect("tar entry");
+    }
+    let layer = accounts.into_inner().expect("tar");
+    let mut blobs = vec![base.layer.clone(), layer.clone()];
+    let mut manifests = Vec::new();
+    for (name, user) in images {
+        let mut config: serde_json::Value = serde_json::from_slice(&base.config).expect("config");
+        config["config"]["User"] = (*user).into();
+        config["rootfs"]["diff_ids"]
+            .as_array_mut()
+            .expect("diff ids")
+            .push(digest(&layer).into());
+        let config = serde_json::to_vec(&config).expect("json");
+        let layers: Vec<serde_json::Value> = [&base.layer, &layer]
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": digest(l), "size": l.len(),
+                })
+            })
+            .collect();
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": digest(&config), "size": config.len(),
+            },
+            "layers": layers,
+        }))
+        .expect("json");
+        manifests.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest(&manifest), "size": manifest.len(),
+            "annotations": { "io.containerd.image.name": name },
+        }));
+        blobs.push(config);
+        blobs.push(manifest);
+    }
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    }))
+    .expect("json");
+    let path = dir.join("named-users.tar");
+    let mut out = tar::Builder::new(std::fs::File::create(&path).expect("archive"));
+    let mut add = |name: String, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        out.append_data(&mut h, name, data).expect("tar entry");
+    };
+    add("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#);
+    add("index.json".into(), &index);
+    for blob in &blobs {
+        let hex = digest(blob).trim_start_matches("sha256:").to_owned();
+        add(format!("blobs/sha256/{hex}"), blob);
+    }
+    out.into_inner().expect("archive");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_users_given_by_name_resolve_from_the_image() {
+    let Some(ctd) = common::ctd::shared() else {
+        return;
+    };
+    let rt = common::runtime(ctd, NetworkMode::Isolated).await;
+    let images = [
+        ("localhost/test/user-app:1", "app"),
+        ("localhost/test/user-app-staff:1", "app:staff"),
+        ("localhost/test/user-toor:1", "toor"),
+        ("localhost/test/user-ghost:1", "ghost"),
+    ];
+    let tmp = tempfile::tempdir().expect("tmp");
+    let archive = named_user_images(tmp.path(), &images);
+    let imported = rt.import_image(&archive).await.expect("import");
+    assert_eq!(imported.len(), images.len());
+    let with_image = |id: &str, image: &str| {
+        let mut spec = sh(id, "id -u; id -g");
+        spec.image = image.to_owned();
+        spec.security.run_as_non_root = true;
+        spec
+    };
+    let (code, log) = run_to_exit(&rt, &with_image("named", images[0].0)).await;
+    assert_eq!((code, log.as_str()), (0, "1234\n2345\n"), "primary group");
+    let (code, log) = run_to_exit(&rt, &with_image("named-group", images[1].0)).await;
+    assert_eq!((code, log.as_str()), (0, "1234\n3456\n"));
+    let err = rt
+        .create(&with_image("toor", images[2].0))
+        .await
+        .expect_err("toor is uid 0");
+    assert!(
+        matches!(err, RuntimeError::InvalidSpec(ref m) if m.contains("runAsNonRoot")),
+        "{err}"
+    );
+    let err = rt
+        .create(&with_image("ghost", images[3].0))
+        .await
+        .expect_err("no such user");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, RuntimeError::InvalidSpec(_))
+            && msg.contains("\"ghost\"")
+            && msg.contains(images[3].0),
+        "{msg}"
+    );
+    assert!(
+        rt.list().await.expect("list").is_empty(),
+        "nothing left behind"
+    );
+}

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use cloudless_core::runtime::{ContainerSpec, ImageInfo, RuntimeError, Support};
 use containerd_client::services::v1::container::Runtime as ContainerRuntimeName;
-use containerd_client::services::v1::snapshots::{PrepareSnapshotRequest, RemoveSnapshotRequest};
+use containerd_client::services::v1::snapshots::{
+    PrepareSnapshotRequest, RemoveSnapshotRequest, ViewSnapshotRequest,
+};
 use containerd_client::services::v1::{
     Container, CreateContainerRequest, CreateRequest, DeleteRequest, GetImageRequest,
 };
@@ -18,7 +20,7 @@ use super::{
     Inner, LABEL_ATTEMPT, LABEL_MANAGED, LABEL_REPLICA, LABEL_WORKLOAD, image,
     import as import_mod, registry, support, valid_id, volumes,
 };
-use crate::oci::{self, SpecContext};
+use crate::oci::{self, Accounts, SpecContext};
 
 /// The type URL containerd expects for an OCI runtime spec.
 pub(crate) const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
@@ -153,6 +155,11 @@ pub(crate) async fn create(inner: &Inner, spec: &ContainerSpec) -> Result<(), Ru
         network: inner.cfg.network,
         host: inner.host.clone(),
         volume_dirs: volumes::plan(inner, spec)?,
+        accounts: if oci::needs_accounts(&spec.security, resolved.defaults.user.as_deref()) {
+            Some(image_accounts(inner, &resolved, id, &spec.image).await?)
+        } else {
+            None
+        },
     };
     let oci_spec = oci::build(spec, &ctx).map_err(|e| RuntimeError::InvalidSpec(e.to_string()))?;
     let (uid, gid) = oci_spec
@@ -239,6 +246,84 @@ pub(crate) async fn create(inner: &Inner, spec: &ContainerSpec) -> Result<(), Ru
     result
 }
 
+/// The directories a snapshot's mounts stack, top-most first: a bind mount's source, or an
+/// overlay's upper then lower directories.
+fn layer_dirs(mounts: &[containerd_client::types::Mount]) -> Vec<std::path::PathBuf> {
+    let mut dirs = Vec::new();
+    for m in mounts {
+        match m.r#type.as_str() {
+            "bind" | "rbind" => dirs.push(m.source.clone().into()),
+            "overlay" => {
+                let opt = |key: &str| {
+                    m.options
+                        .iter()
+                        .find_map(|o| o.strip_prefix(key))
+                        .map(str::to_owned)
+                };
+                if let Some(upper) = opt("upperdir=") {
+                    dirs.push(upper.into());
+                }
+                if let Some(lower) = opt("lowerdir=") {
+                    dirs.extend(lower.split(':').filter(|d| !d.is_empty()).map(Into::into));
+                }
+            }
+            _ => {}
+        }
+    }
+    dirs
+}
+
+/// The image's user and group names, from `/etc/passwd` and `/etc/group` of a read-only view of
+/// its unpacked layers (removed afterwards).
+async fn image_accounts(
+    inner: &Inner,
+    resolved: &image::ResolvedImage,
+    id: &str,
+    image_name: &str,
+) -> Result<Accounts, RuntimeError> {
+    with_lease(inner, "accounts", |lease| async move {
+        let client = &inner.client;
+        image::unpack(client, &inner.cfg.snapshotter, resolved, &lease).await?;
+        let key = format!("{id}.accounts");
+        // Left over from an interrupted create.
+        remove_snapshot(inner, &key).await?;
+        let mounts = client
+            .snapshots()
+            .view(client.leased(
+                ViewSnapshotRequest {
+                    snapshotter: inner.cfg.snapshotter.clone(),
+                    key: key.clone(),
+                    parent: resolved.chain_id.clone(),
+                    labels: HashMap::new(),
+                },
+                &lease,
+            ))
+            .await
+            .map_err(|s| status_error(s, "snapshot view"))?
+            .into_inner()
+            .mounts;
+        let dirs = layer_dirs(&mounts);
+        let read = if dirs.is_empty() {
+            Err(format!(
+                "snapshotter {} mounts cannot be read without mounting",
+                inner.cfg.snapshotter
+            ))
+        } else {
+            tokio::task::spawn_blocking(move || Accounts::read_layers(&dirs))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
+        };
+        let _ = remove_snapshot(inner, &key).await;
+        read.map_err(|e| {
+            RuntimeError::InvalidSpec(format!(
+                "the User of image {image_name} is a name, but its accounts cannot be read: {e}"
+            ))
+        })
+    })
+    .await
+}
+
 pub(crate) async fn remove_snapshot(inner: &Inner, id: &str) -> Result<(), RuntimeError> {
     let client = &inner.client;
     match client
@@ -264,4 +349,37 @@ pub(crate) async fn delete_lease(inner: &Inner, id: &str) {
             sync: false,
         }))
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::layer_dirs;
+    use containerd_client::types::Mount;
+
+    fn mount(kind: &str, source: &str, options: &[&str]) -> Mount {
+        Mount {
+            r#type: kind.into(),
+            source: source.into(),
+            options: options.iter().map(|o| (*o).to_owned()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn layer_directories_of_snapshot_mounts() {
+        let overlay = mount(
+            "overlay",
+            "overlay",
+            &["index=off", "workdir=/w", "upperdir=/u", "lowerdir=/l2:/l1"],
+        );
+        assert_eq!(
+            layer_dirs(&[overlay]),
+            ["/u", "/l2", "/l1"].map(std::path::PathBuf::from)
+        );
+        let view = mount("overlay", "overlay", &["lowerdir=/only"]);
+        assert_eq!(layer_dirs(&[view]), [std::path::PathBuf::from("/only")]);
+        let bind = mount("bind", "/snap/fs", &["ro", "rbind"]);
+        assert_eq!(layer_dirs(&[bind]), [std::path::PathBuf::from("/snap/fs")]);
+        assert!(layer_dirs(&[mount("zfs", "pool/x", &[])]).is_empty());
+    }
 }

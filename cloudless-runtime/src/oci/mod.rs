@@ -8,6 +8,7 @@
 //! read-only kernel paths, a non-executable `/dev/shm`, the fragment's cgroup limits, and the
 //! AppArmor profile when the host has AppArmor.
 
+mod accounts;
 pub mod caps;
 mod mounts;
 pub mod seccomp;
@@ -24,7 +25,8 @@ use oci_spec::runtime::{
     SpecBuilder, UserBuilder,
 };
 
-pub use user::ImageUser;
+pub use accounts::{Accounts, MAX_ACCOUNTS_FILE};
+pub use user::{ImageUser, needs_accounts};
 
 /// The CFS period Cloudless uses, in microseconds; the quota is `millicores * period / 1000`.
 pub const CPU_PERIOD_US: u64 = 100_000;
@@ -122,6 +124,9 @@ pub struct SpecContext {
     /// Where each of the spec's ephemeral volumes lives on the host, by volume name; volumes
     /// on disk must have an entry (memory volumes are tmpfs and need none).
     pub volume_dirs: std::collections::BTreeMap<String, std::path::PathBuf>,
+    /// The image's user and group names (read when its `User` is a name; see
+    /// [`needs_accounts`]).
+    pub accounts: Option<Accounts>,
 }
 
 /// Why a spec cannot be built.
@@ -134,8 +139,20 @@ pub enum SpecError {
     #[error("runAsNonRoot is set but the container would run as root (uid 0)")]
     RunsAsRoot,
     /// The image's user is a name, which cannot be checked or mapped without the image's files.
-    #[error("image user {0:?} is not numeric; set runAsUser")]
+    #[error(
+        "image user {0:?} is not numeric and the image's /etc/passwd was not read; set runAsUser"
+    )]
     NamedUser(String),
+    /// The image's user names a user or group its `/etc/passwd` or `/etc/group` does not have.
+    #[error("{kind} {name:?} of the image's User is not in /etc/{file} of image {image}", file = if kind == "user" { "passwd" } else { "group" })]
+    UnknownAccount {
+        /// `user` or `group`.
+        kind: String,
+        /// The name.
+        name: String,
+        /// The image.
+        image: String,
+    },
     /// A capability name is unknown.
     #[error("unknown capability {0:?}")]
     UnknownCapability(String),
@@ -214,7 +231,12 @@ fn apparmor(spec: &ContainerSpec, host: &HostSecurity) -> Result<Option<String>,
 /// Builds the hardened spec for `spec` in `ctx`.
 pub fn build(spec: &ContainerSpec, ctx: &SpecContext) -> Result<Spec, SpecError> {
     let sec = &spec.security;
-    let (uid, gid) = user::resolve(sec, ctx.image.user.as_deref())?;
+    let (uid, gid) = user::resolve(
+        sec,
+        ctx.image.user.as_deref(),
+        ctx.accounts.as_ref(),
+        &spec.image,
+    )?;
     if sec.run_as_non_root && uid == 0 {
         return Err(SpecError::RunsAsRoot);
     }

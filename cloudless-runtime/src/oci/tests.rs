@@ -42,6 +42,7 @@ fn ctx() -> SpecContext {
         network: NetworkMode::Isolated,
         host: HostSecurity::default(),
         volume_dirs: Default::default(),
+        accounts: None,
     }
 }
 
@@ -177,6 +178,29 @@ fn run_as_user_and_non_root() {
     s.security.run_as_user = Some(65534);
     assert_eq!(json(&s, &c)["process"]["user"]["uid"], 65534);
     assert_eq!(json(&s, &c)["process"]["user"]["gid"], 65534);
+}
+
+#[test]
+fn named_image_users_resolve_and_root_by_another_name_is_refused() {
+    let mut s = spec();
+    let mut c = ctx();
+    c.accounts = Some(super::Accounts::parse(
+        "toor:x:0:0::/:\nnobody:x:65534:65534::/:\n",
+        "nogroup:x:65534:\nstaff:x:50:\n",
+    ));
+    c.image.user = Some("nobody:staff".into());
+    s.security.run_as_non_root = true;
+    let j = json(&s, &c);
+    assert_eq!(j["process"]["user"]["uid"], 65534);
+    assert_eq!(j["process"]["user"]["gid"], 50);
+    c.image.user = Some("toor".into());
+    assert!(
+        matches!(build(&s, &c), Err(SpecError::RunsAsRoot)),
+        "a name for uid 0 is root"
+    );
+    c.image.user = Some("ghost".into());
+    let e = build(&s, &c).expect_err("unknown").to_string();
+    assert!(e.contains("\"ghost\"") && e.contains(&s.image), "{e}");
 }
 
 #[test]
