@@ -146,6 +146,8 @@ impl Env {
             },
         )
         .with_agent_streams(streams.clone());
+        let mut config = config;
+        config.gateway = Some("127.0.0.1:0".parse().unwrap());
         let api = api::serve(config, Arc::new(consensus.clone()), Arc::new(SystemClock))
             .await
             .unwrap();
@@ -177,6 +179,39 @@ impl Env {
         self.agent.shutdown().await;
         self.coordinator.shutdown().await;
     }
+}
+
+/// One HTTP/1.1 GET on the gateway over TLS: the status line, the head and the body bytes.
+async fn gateway_get(env: &Env, path: &str) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let admin = creds(&env.ca, Role::Admin, 0);
+    let tls =
+        cloudless_net::identity::tls::client_config(env.ca.cert(), Some(&admin), api::GATEWAY_ALPN)
+            .unwrap();
+    let tcp = tokio::net::TcpStream::connect(env.api.gateway_addr().unwrap())
+        .await
+        .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: cloudless\r\nConnection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.flush().await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap();
+    (status, head, raw[split + 4..].to_vec())
 }
 
 fn logs_req(replica: u64, follow: bool) -> pb::LogsRequest {
@@ -353,6 +388,31 @@ async fn logs_and_exec_reach_the_agent_over_mem_transport() {
     )
     .await;
     logs_and_exec_through_the_api(&env).await;
+
+    // The HTTP/JSON gateway serves the log so far as text (no chunked encoding: Connection:
+    // close and a full body), with where to resume.
+    let r = env.replica.get();
+    let (status, head, body) = gateway_get(
+        &env,
+        &format!("/v1/workloads/default/logger/logs?replica={r}&fromOffset=7"),
+    )
+    .await;
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        String::from_utf8_lossy(&body).starts_with("line 2\n"),
+        "{body:?}"
+    );
+    let next = 7 + body.len();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("cloudless-next-offset: {next}")),
+        "{head}"
+    );
+    let (status, head, _) = gateway_get(&env, "/v1/workloads/default/nope/logs").await;
+    assert_eq!(status, 404, "{head}");
+    let (status, head, _) =
+        gateway_get(&env, "/v1/workloads/default/logger/logs?follow=true").await;
+    assert_eq!(status, 400, "{head}");
 
     // The agent serves only coordinators of its cluster.
     let stranger: Arc<dyn Transport> = Arc::new(net.endpoint(identity(Role::Agent, 3)));

@@ -13,6 +13,7 @@
 //! | `POST /v1/workloads/{namespace}/{name}/scale` `{replicas}` | Scale |
 //! | `GET /v1/workloads/{namespace}/{name}/rollout` | RolloutStatus |
 //! | `POST /v1/workloads/{namespace}/{name}/rollout/pause` (`/resume`) | PauseRollout / ResumeRollout |
+//! | `GET /v1/workloads/{namespace}/{name}/logs?replica=&tailLines=&fromOffset=` | Logs (no follow; `text/plain`) |
 //! | `GET /v1/nodes`, `GET /v1/nodes/{name}` | Nodes.List / Get |
 //! | `POST /v1/nodes/{name}/cordon` (`/drain`, `/uncordon`) | Cordon / Drain / Uncordon |
 //! | `DELETE /v1/nodes/{name}?revoke=` | Remove |
@@ -373,6 +374,72 @@ async fn remove_node(
     Ok(Json(gw.nodes.remove(req(peer, msg)).await?.into_inner()))
 }
 
+/// Largest log body the gateway returns (the rest is cut, `cloudless-truncated: true`).
+const MAX_LOG_BODY: usize = 16 * 1024 * 1024;
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct LogsQuery {
+    replica: u64,
+    tail_lines: u32,
+    from_offset: u64,
+    follow: bool,
+}
+
+/// `GET /v1/workloads/{namespace}/{name}/logs?replica=&tailLines=&fromOffset=`: the log bytes
+/// so far as `text/plain` (follow is served by gRPC only). With one replica the
+/// `cloudless-next-offset` header says where to resume.
+async fn workload_logs(
+    State(gw): State<Gw>,
+    ConnectInfo(peer): ConnectInfo<ApiPeer>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response, GwError> {
+    if q.follow {
+        return Err(GwError(Status::invalid_argument(
+            "follow: the gateway returns the log so far; follow with the gRPC Logs call",
+        )));
+    }
+    let msg = pb::LogsRequest {
+        workload: wref(namespace, name),
+        replica: q.replica,
+        follow: false,
+        tail_lines: q.tail_lines,
+        from_offset: q.from_offset,
+    };
+    let mut stream = gw.workloads.logs(req(peer, msg)).await?.into_inner();
+    let mut body = Vec::new();
+    let mut next_offset = None;
+    let mut truncated = false;
+    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+        let chunk = chunk?;
+        if body.len() + chunk.data.len() > MAX_LOG_BODY {
+            truncated = true;
+            break;
+        }
+        next_offset = Some(chunk.offset + chunk.data.len() as u64);
+        body.extend_from_slice(&chunk.data);
+    }
+    let mut resp = (
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        )],
+        body,
+    )
+        .into_response();
+    if truncated {
+        resp.headers_mut()
+            .insert("cloudless-truncated", HeaderValue::from_static("true"));
+    }
+    if let (Some(o), true) = (next_offset, q.replica != 0) {
+        resp.headers_mut()
+            .insert("cloudless-next-offset", HeaderValue::from(o));
+    }
+    Ok(resp)
+}
+
 /// The gateway's routes over the given service implementations.
 pub(crate) fn router(
     workloads: Arc<WorkloadsApi>,
@@ -404,6 +471,7 @@ pub(crate) fn router(
             "/v1/workloads/{namespace}/{name}/rollout/resume",
             post(resume_rollout),
         )
+        .route("/v1/workloads/{namespace}/{name}/logs", get(workload_logs))
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{name}", get(get_node).delete(remove_node))
         .route("/v1/nodes/{name}/{action}", post(node_action))

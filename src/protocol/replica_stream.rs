@@ -364,35 +364,53 @@ impl AgentStreams {
     }
 
     /// Opens a stream to `node` and writes `request` on it (the coordinator's side stays open:
-    /// the agent takes its end as "the reader left").
+    /// the agent takes its end as "the reader left"). A failed write is kept, not returned: an
+    /// agent that refuses at once may close its side before the request is written, and its
+    /// answer is still readable.
     async fn open(
         &self,
         node: NodeId,
         request: &pb::ReplicaStreamRequest,
-    ) -> Result<MessageReader, RemoteError> {
-        let unreachable = |e: TransportError| {
-            RemoteError::unavailable(format!("the agent of node {node} is not reachable: {e}"))
-        };
-        let stream = tokio::time::timeout(self.answer_timeout, async {
-            let mut s = self.transport.open_stream(node).await?;
-            write_message(s.as_mut(), request).await?;
-            Ok::<_, TransportError>(s)
-        })
-        .await
-        .map_err(|_| {
-            RemoteError::unavailable(format!("the agent of node {node} did not take the stream"))
-        })?
-        .map_err(unreachable)?;
-        Ok(MessageReader::new(stream))
+    ) -> Result<(MessageReader, Option<TransportError>), RemoteError> {
+        let mut stream =
+            tokio::time::timeout(self.answer_timeout, self.transport.open_stream(node))
+                .await
+                .map_err(|_| {
+                    RemoteError::unavailable(format!(
+                        "the agent of node {node} did not take the stream"
+                    ))
+                })?
+                .map_err(|e| {
+                    RemoteError::unavailable(format!(
+                        "the agent of node {node} is not reachable: {e}"
+                    ))
+                })?;
+        let written =
+            tokio::time::timeout(self.answer_timeout, write_message(stream.as_mut(), request))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(TransportError::ConnectionLost(
+                        "writing the request timed out".into(),
+                    ))
+                });
+        Ok((MessageReader::new(stream), written.err()))
     }
 
     /// The first answer, within the answer timeout (`extra` more for an exec).
     async fn first(
         &self,
         node: NodeId,
-        reader: &mut MessageReader,
+        (reader, write_error): (&mut MessageReader, Option<TransportError>),
         extra: Duration,
     ) -> Result<pb::replica_stream_response::Item, RemoteError> {
+        let unsent = |e: &dyn std::fmt::Display| match &write_error {
+            Some(w) => RemoteError::unavailable(format!(
+                "the agent of node {node} is not reachable: {w} ({e})"
+            )),
+            None => {
+                RemoteError::unavailable(format!("the agent of node {node} broke the stream: {e}"))
+            }
+        };
         match tokio::time::timeout(
             self.answer_timeout.saturating_add(extra),
             reader.next::<pb::ReplicaStreamResponse>(),
@@ -402,9 +420,7 @@ impl AgentStreams {
             Err(_) => Err(RemoteError::unavailable(format!(
                 "the agent of node {node} did not answer in time"
             ))),
-            Ok(Err(e)) => Err(RemoteError::unavailable(format!(
-                "the agent of node {node} broke the stream: {e}"
-            ))),
+            Ok(Err(e)) => Err(unsent(&e)),
             Ok(Ok(pb::ReplicaStreamResponse { item: None })) => Err(RemoteError::unavailable(
                 format!("the agent of node {node} sent an empty answer"),
             )),
@@ -422,8 +438,11 @@ impl AgentStreams {
         if let Some(host) = self.local_host(node) {
             return host.logs(query).await;
         }
-        let mut reader = self.open(node, &logs_to_wire(&query)).await?;
-        match self.first(node, &mut reader, Duration::ZERO).await? {
+        let (mut reader, write_error) = self.open(node, &logs_to_wire(&query)).await?;
+        match self
+            .first(node, (&mut reader, write_error), Duration::ZERO)
+            .await?
+        {
             pb::replica_stream_response::Item::Accepted(_) => {}
             _ => {
                 return Err(RemoteError::unavailable(format!(
@@ -440,8 +459,11 @@ impl AgentStreams {
             return host.exec(query).await;
         }
         let timeout = query.timeout.min(MAX_EXEC_TIMEOUT);
-        let mut reader = self.open(node, &exec_to_wire(&query)).await?;
-        match self.first(node, &mut reader, timeout).await? {
+        let (mut reader, write_error) = self.open(node, &exec_to_wire(&query)).await?;
+        match self
+            .first(node, (&mut reader, write_error), timeout)
+            .await?
+        {
             pb::replica_stream_response::Item::Exec(r) => Ok(ExecResult {
                 exit_code: r.exit_code,
                 stdout_truncated: r.stdout_truncated || r.stdout.len() > MAX_EXEC_OUTPUT,
