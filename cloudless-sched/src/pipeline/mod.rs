@@ -36,6 +36,19 @@ pub(crate) struct Term {
 ///
 /// Deterministic: the same snapshot, request and seed give the same placements; among equal
 /// scores the node with the larger `hash(seed, node id)` wins.
+///
+/// ```rust
+/// use cloudless_sched::{SchedulerConfig, WeightedScheduler, Weights};
+///
+/// let scheduler = WeightedScheduler::new(SchedulerConfig::default())?;
+/// assert!(scheduler.filter_names().contains(&"resource_fit"));
+/// assert!(scheduler.score_terms().iter().any(|(name, _)| *name == "locality"));
+///
+/// // Weights are checked: every one finite and non-negative, not all zero.
+/// let bad = SchedulerConfig { weights: Weights { locality: f64::NAN, ..Weights::default() }, ..SchedulerConfig::default() };
+/// assert!(WeightedScheduler::new(bad).is_err());
+/// # Ok::<(), cloudless_core::scheduler::SchedulerError>(())
+/// ```
 pub struct WeightedScheduler {
     filters: Vec<Box<dyn Filter>>,
     terms: Vec<Term>,

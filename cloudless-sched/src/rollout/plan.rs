@@ -27,6 +27,38 @@ use super::{
 /// When nothing can be done and some replica still leaves: if every live replica is ready (or
 /// `minAvailable ≥ replicas + surge_limit`, so readiness cannot help) nothing will ever change
 /// and the status is [`RolloutStatus::Stuck`]; otherwise it is [`RolloutStatus::Waiting`].
+///
+/// ```rust
+/// use cloudless_core::ids::{Generation, ReplicaId};
+/// use cloudless_sched::rollout::{RetireReason, RolloutInput, RolloutReplica, RolloutStatus, RolloutStep, plan};
+///
+/// // Three ready replicas of generation 1; generation 2 is desired.
+/// let live: Vec<RolloutReplica> = (1..=3)
+///     .map(|i| RolloutReplica { id: ReplicaId(i), generation: Generation(1), ready: true, draining: false })
+///     .collect();
+/// let input = RolloutInput {
+///     generation: Generation(2),
+///     replicas: 3,
+///     max_surge: 1,
+///     min_available: 2,
+///     paused: false,
+///     live: &live,
+/// };
+/// let p = plan(&input);
+/// assert_eq!(p.status, RolloutStatus::Progressing);
+/// // Retire one old replica (2 ready remain = minAvailable) and start two new ones
+/// // (live stays within replicas + maxSurge = 4).
+/// let old = RetireReason::OldGeneration { generation: Generation(1), desired: Generation(2) };
+/// assert_eq!(
+///     p.steps,
+///     [RolloutStep::Retire { replica: ReplicaId(1), reason: old }, RolloutStep::Surge { count: 2 }]
+/// );
+///
+/// // Paused, nothing moves.
+/// let paused = plan(&RolloutInput { paused: true, ..input });
+/// assert!(paused.steps.is_empty());
+/// assert_eq!(paused.status, RolloutStatus::Paused { old_generation: 3 });
+/// ```
 pub fn plan(input: &RolloutInput<'_>) -> RolloutPlan {
     let surge_limit = input.surge_limit();
     let cap = usize_of(input.replicas).saturating_add(usize_of(surge_limit));
