@@ -369,7 +369,7 @@ async fn run_ctl_env(c: &Cluster, env: &[(&str, &str)], args: &[&str]) -> ctl_co
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn describe_shows_why_replicas_cannot_be_placed_and_logs_exec_say_unsupported() {
+async fn describe_shows_why_replicas_cannot_be_placed_and_logs_exec_say_none_runs() {
     let c = Cluster::start().await;
     let file = c.write_config("web.yaml", &workload_manifest("web", "busybox:1", 2));
     c.ctl(&["apply", "-f", file.to_str().unwrap()]).await.ok();
@@ -413,18 +413,25 @@ async fn describe_shows_why_replicas_cannot_be_placed_and_logs_exec_say_unsuppor
         .to_owned();
     assert!(err.contains("rollout of demo/web not complete"), "{err}");
 
+    // Logs and exec of a workload none of whose replicas runs: failed precondition (exit 5).
     let err = c
         .ctl(&["workload", "logs", "web"])
         .await
-        .fails_with(6)
+        .fails_with(5)
         .to_owned();
-    assert!(err.contains("not available yet"), "{err}");
+    assert!(
+        err.contains("demo/web has no replica running on any node"),
+        "{err}"
+    );
     let err = c
         .ctl(&["workload", "exec", "web", "--", "true"])
         .await
-        .fails_with(6)
+        .fails_with(5)
         .to_owned();
-    assert!(err.contains("not available yet"), "{err}");
+    assert!(
+        err.contains("demo/web has no replica running on any node"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
