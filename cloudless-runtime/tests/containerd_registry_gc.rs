@@ -1,7 +1,8 @@
 //! Image garbage collection under disk pressure against a real containerd, with a fake
 //! free-space source that follows the real size of containerd's content store: the least
 //! recently used unused images go first, only until the high watermark, and their content is
-//! freed; an image a container uses or the caller keeps is never removed.
+//! freed; an image a container uses or the caller keeps is never removed; the periodic task
+//! collects on its own.
 
 mod common;
 
@@ -211,5 +212,31 @@ async fn removes_least_recently_used_images_until_the_high_watermark() {
     assert_eq!(left, vec![common::image::IMAGE.to_owned(), image("kept")]);
     let stamped = rt.image_usage(&keep).await.expect("usage");
     assert!(stamped.iter().all(|i| i.last_used_ms > 0), "{stamped:?}");
+
+    // The periodic task: a new unused image under pressure is collected on the next tick.
+    let (archive, layer_d) = layout(&dir, &image("d"));
+    rt.import_image(&archive).await.expect("import d");
+    assert!(has_blob(&blobs, &layer_d));
+    let task = gc.clone().spawn(std::time::Duration::from_millis(20), {
+        let keep = keep.clone();
+        move || keep.clone()
+    });
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    while has_blob(&blobs, &layer_d) {
+        assert!(std::time::Instant::now() < deadline, "periodic collection");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    task.abort();
+    let names: Vec<String> = rt
+        .image_usage(&BTreeSet::new())
+        .await
+        .expect("usage")
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert!(
+        !names.contains(&image("d")) && names.contains(&image("kept")),
+        "{names:?}"
+    );
     rt.remove(&in_use.id).await.expect("remove");
 }
