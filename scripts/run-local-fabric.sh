@@ -113,6 +113,9 @@ WATCH_PID=""
 PRINT_PID=""
 SHIM_SOCKETS=()
 
+# Our cgroups: cgroup v2 (/sys/fs/cgroup/NAME) and v1 (/sys/fs/cgroup/CONTROLLER/NAME).
+our_cgroups() { ls -d /sys/fs/cgroup/"$CGROUP_PREFIX"-* /sys/fs/cgroup/*/"$CGROUP_PREFIX"-* 2>/dev/null; }
+
 ctl() { "$BIN/cloudlessctl" --endpoint "$API" --credentials "$ADMIN" "$@"; }
 
 # Stops a daemon gracefully (SIGTERM, 10 s), then hard; prints its exit code.
@@ -177,14 +180,13 @@ cleanup() {
       *"$WORK"*) kill -9 "$pid" 2>/dev/null ;;
     esac
   done
-  for c in /sys/fs/cgroup/"$CGROUP_PREFIX"-*; do
-    [ -d "$c" ] || continue
+  for c in $(our_cgroups); do
     find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null
   done
   sleep 0.2
   awk -v d="$WORK" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  for c in /sys/fs/cgroup/"$CGROUP_PREFIX"-*; do
-    [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
+  for c in $(our_cgroups); do
+    find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
   done
   for n in 1 2 3; do ip link del "${TAG}b$n" 2>/dev/null; done
   rm -rf /run/containerd/runc/"$TAG"-* 2>/dev/null
@@ -211,7 +213,7 @@ cleanup() {
     [ "${p#/proc/}" = "$$" ] && continue
     if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -e "$SOCK" -e "$WORK/"; then left+=("process ${p#/proc/}"); fi
   done
-  for c in /sys/fs/cgroup/"$CGROUP_PREFIX"-*; do [ -d "$c" ] && left+=("cgroup $c"); done
+  for c in $(our_cgroups); do left+=("cgroup $c"); done
   for n in 1 2 3; do ip link show "${TAG}b$n" >/dev/null 2>&1 && left+=("bridge ${TAG}b$n"); done
   if awk -v d="$WORK" 'index($2, d) == 1 { f=1 } END { exit !f }' /proc/mounts; then left+=("mounts under $WORK"); fi
   if [ "${CLOUDLESS_DEMO_KEEP:-0}" != 1 ] && [ -e "$WORK" ]; then left+=("$WORK"); fi
