@@ -31,6 +31,36 @@ const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 const CA_COMMON_NAME: &str = "Cloudless cluster CA";
 
 /// The cluster's root CA. Holds the CA private key: keep it on coordinators only.
+///
+/// Issuing a node certificate: the node generates its key and CSR, the CA signs the identity
+/// it decides (never the names the CSR asks for):
+///
+/// ```rust
+/// use std::time::SystemTime;
+///
+/// use cloudless_core::ids::NodeId;
+/// use cloudless_core::transport::{PeerIdentity, Role};
+/// use cloudless_net::identity::{ClusterCa, DEFAULT_NODE_LIFETIME, NodeCredentials, NodeKey, identity_from_cert};
+///
+/// # fn main() -> Result<(), cloudless_net::identity::IdentityError> {
+/// let now = SystemTime::now();
+/// let ca = ClusterCa::init("home", now)?;
+///
+/// let key = NodeKey::generate()?; // on the node; the private key never leaves it
+/// let identity = PeerIdentity { cluster: "home".into(), role: Role::Agent, node: NodeId(7) };
+/// let cert = ca.issue(&key.csr()?, &identity, now, DEFAULT_NODE_LIFETIME)?;
+///
+/// assert_eq!(identity.uri(), "spiffe://home/agent/7");
+/// assert_eq!(identity_from_cert(&cert, "home")?, identity);
+/// let creds = NodeCredentials::new(&key, cert, ca.cert().clone())?;
+/// assert_eq!(creds.identity(), &identity);
+///
+/// // A CA signs identities of its own cluster only.
+/// let stranger = PeerIdentity { cluster: "other".into(), ..identity };
+/// assert!(ca.issue(&key.csr()?, &stranger, now, DEFAULT_NODE_LIFETIME).is_err());
+/// # Ok(())
+/// # }
+/// ```
 pub struct ClusterCa {
     cluster: String,
     cert: CertificateDer<'static>,
