@@ -75,6 +75,57 @@ async fn ready_everywhere(sim: &SimCluster, node: NodeId) -> bool {
         })
 }
 
+/// Prints what the ledger, the agent and the runtime say about `replica` (for a sample that
+/// did not restart).
+async fn explain(sim: &SimCluster, agent: usize, replica: cloudless::core::ids::ReplicaId) {
+    if let Some(st) = sim.member_states().await.into_iter().next() {
+        match st.replicas.get(&replica) {
+            Some(r) => println!(
+                "  ledger: {replica} phase {:?} ready {} node {} ({:?}) gen {} msg {:?}; workload status {:?}",
+                r.phase,
+                r.ready,
+                r.node,
+                st.nodes.get(&r.node).map(|n| n.liveness),
+                r.generation.0,
+                r.message,
+                st.workloads.get(&r.workload).map(|w| (
+                    w.status.assigned,
+                    w.status.ready,
+                    w.status.available
+                )),
+            ),
+            None => println!("  ledger: {replica} not in the ledger"),
+        }
+    }
+    match sim.agent(agent) {
+        Some(h) => {
+            let snap = h.snapshot();
+            println!(
+                "  agent #{agent}: holds {:?} revision {:?} reachable {} report {:?}",
+                snap.replicas.contains_key(&replica),
+                snap.assignments_revision,
+                snap.control_reachable,
+                snap.replicas.get(&replica)
+            );
+        }
+        None => println!("  agent #{agent}: not running"),
+    }
+    if let Some(rt) = sim.runtime(agent) {
+        let mine: Vec<_> = rt
+            .list()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| {
+                cloudless::runtime::supervisor::parse_container_id(&c.id)
+                    .is_some_and(|(r, _)| r == replica)
+            })
+            .map(|c| (c.id.to_string(), c.state))
+            .collect();
+        println!("  runtime: {mine:?}");
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sim = SimCluster::builder(7)
@@ -196,6 +247,70 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     report("node loss -> replacement Running", &mut replaced);
 
     // 4. Container crash → restarted by the agent.
+    //
+    // Only once the workload has settled. Right after the last node-loss sample the returned
+    // node's old replica is live in the ledger again next to its replacement: 41 of 40, and
+    // the reconciler stops the surplus, preferring an unready replica. A container killed in
+    // that window makes its replica the unready one, so it is retired as the duplicate, not
+    // restarted (correctly); measuring it would time the scale-down, not the restart.
+    let summary = |st: &cloudless::core::state::ClusterState| {
+        let mut phases = std::collections::BTreeMap::new();
+        for r in st.replicas_of(app) {
+            let live = st.nodes.get(&r.node).map(|n| n.liveness);
+            *phases.entry((r.phase, r.ready, live)).or_insert(0u32) += 1;
+        }
+        phases
+    };
+    if let Some(st) = sim.member_states().await.into_iter().next() {
+        println!("after the node-loss samples: {:?}", summary(&st));
+    }
+    let s = &sim;
+    let settled_in = wait("workload settled", Duration::from_secs(60), async || {
+        // The only workload: every running container is one of its replicas.
+        let mut containers = 0;
+        for i in 0..s.agent_count() {
+            if let Some(rt) = s.runtime(i) {
+                containers += rt
+                    .list()
+                    .await
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|c| c.state == ContainerState::Running)
+                    .count();
+            }
+        }
+        s.member_states().await.first().is_some_and(|st| {
+            // Stopping entries are retired already (not assigned to any agent); they leave
+            // the ledger after the coordinator's stop grace and do not matter here.
+            let entries: Vec<_> = st
+                .replicas_of(app)
+                .filter(|r| r.phase != ReplicaPhase::Stopping)
+                .collect();
+            entries.len() == 40
+                && entries.iter().all(|r| {
+                    r.phase == ReplicaPhase::Running
+                        && r.ready
+                        && st
+                            .nodes
+                            .get(&r.node)
+                            .is_some_and(|n| n.liveness == Liveness::Ready)
+                })
+                && containers == 40
+        })
+    })
+    .await;
+    match settled_in {
+        Ok(d) => println!(
+            "workload settled (40 live entries, all Running and ready; 40 containers) after {:.1} ms",
+            d.as_secs_f64() * 1e3
+        ),
+        Err(e) => {
+            println!("{e}");
+            if let Some(st) = sim.member_states().await.into_iter().next() {
+                println!("  {:?}", summary(&st));
+            }
+        }
+    }
     let mut restarted = Vec::new();
     for k in 0..SAMPLES {
         let view = sim.observe().await;
@@ -203,6 +318,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let victim = running[k % running.len().max(1)];
         let agent = sim.agent_index(victim.node).ok_or("agent")?;
         let runtime = sim.runtime(agent).ok_or("runtime")?.clone();
+        let before = sim.member_states().await.into_iter().next().map(|st| {
+            let r = st.replicas.get(&victim.replica).map(|r| (r.phase, r.node));
+            let live = st
+                .replicas_of(app)
+                .filter(|r| r.holds_reservation())
+                .count();
+            (r, live, running.len())
+        });
         let t0 = Instant::now();
         sim.kill_replica(victim.replica).await?;
         let replica = victim.replica;
@@ -218,7 +341,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await;
         match outcome {
             Ok(_) => restarted.push(t0.elapsed()),
-            Err(e) => println!("container crash sample {k}: {e}"),
+            Err(e) => {
+                println!(
+                    "container crash sample {k}: {e}; at the kill (ledger replica, ledger live, containers running): {before:?}"
+                );
+                explain(&sim, agent, replica).await;
+            }
         }
     }
 

@@ -9,6 +9,7 @@
 //! | invariant | when | what |
 //! |---|---|---|
 //! | [`Invariant::OverCommit`] | every step | per node, reservations of live ledger replicas ≤ allocatable |
+//! | [`Invariant::Counters`] | every step | per workload, `ready`/`available` ≤ ledger replicas Running on Ready/Suspect nodes |
 //! | [`Invariant::OverCommit`] | settled | per node, requests of running containers ≤ allocatable |
 //! | [`Invariant::Duplicates`] | settled | per workload, running containers ≤ replicas; per replica ≤ 1 |
 //! | [`Invariant::MinAvailable`] | rollout, no fault | available replicas ≥ `minAvailable` |
@@ -22,6 +23,8 @@ use std::fmt;
 use std::time::Duration;
 
 use cloudless_core::ids::{Generation, NodeId, ReplicaId, WorkloadId};
+use cloudless_core::node::Liveness;
+use cloudless_core::replica::ReplicaPhase;
 use cloudless_core::resources::Resources;
 use cloudless_core::state::ClusterState;
 
@@ -37,6 +40,10 @@ pub enum Invariant {
     MinAvailable,
     /// An acknowledged workload was not fully placed although capacity existed.
     Placement,
+    /// A workload's `ready` or `available` counter exceeds its ledger replicas that are
+    /// Running on a Ready or Suspect node (a replica on a Down, removed or revoked node, or
+    /// not running, counted as ready).
+    Counters,
 }
 
 impl fmt::Display for Invariant {
@@ -46,6 +53,7 @@ impl fmt::Display for Invariant {
             Invariant::OverCommit => "no-over-commit",
             Invariant::MinAvailable => "min-available",
             Invariant::Placement => "eventual-placement",
+            Invariant::Counters => "counters-match-liveness",
         })
     }
 }
@@ -102,6 +110,7 @@ impl Default for InvariantConfig {
                 Invariant::OverCommit,
                 Invariant::MinAvailable,
                 Invariant::Placement,
+                Invariant::Counters,
             ]),
             settle: Duration::from_secs(30),
             placement_deadline: Duration::from_secs(60),
@@ -242,6 +251,9 @@ impl Checker {
         if self.on(Invariant::OverCommit) {
             self.ledger_over_commit(obs, state)?;
         }
+        if self.on(Invariant::Counters) {
+            self.counters(obs, state)?;
+        }
         let settled = self.settled(obs, self.config.settle);
         if settled && self.on(Invariant::OverCommit) {
             self.running_over_commit(obs, state)?;
@@ -358,6 +370,39 @@ impl Checker {
                     format!(
                         "ledger reserves {used:?} on {node}, allocatable {:?} (short in {short:?})",
                         n.report.allocatable
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `ready` ≤ replicas Running (of any generation) and `available` ≤ replicas Running of the
+    /// current generation, both counted only on Ready or Suspect nodes: the rule the state
+    /// machine keeps the counters by, checked from the outside.
+    fn counters(&self, obs: &Observation<'_>, state: &ClusterState) -> Result<(), Violation> {
+        for w in state.workloads.values() {
+            let (mut running, mut current) = (0u32, 0u32);
+            for r in state.replicas_of(w.id) {
+                let live = state
+                    .nodes
+                    .get(&r.node)
+                    .is_some_and(|n| matches!(n.liveness, Liveness::Ready | Liveness::Suspect));
+                if live && r.phase == ReplicaPhase::Running {
+                    running = running.saturating_add(1);
+                    if r.generation == w.generation {
+                        current = current.saturating_add(1);
+                    }
+                }
+            }
+            let s = &w.status;
+            if s.ready > running || s.available > current {
+                return Err(self.violation(
+                    obs,
+                    Invariant::Counters,
+                    format!(
+                        "workload {} ({}/{}) counts {} ready and {} available, but only {running} replicas run on Ready/Suspect nodes ({current} of generation {})",
+                        w.id, w.namespace, w.name, s.ready, s.available, w.generation
                     ),
                 ));
             }
