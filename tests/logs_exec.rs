@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
+mod api_common;
 mod fabric_common;
 
 use std::sync::Arc;
@@ -100,6 +101,7 @@ async fn create(consensus: &dyn Consensus, name: &str, image: &str) -> WorkloadI
 /// A coordinator and an agent on some transport, the API on real TLS over the coordinator.
 struct Env {
     ca: ClusterCa,
+    consensus: MemConsensus,
     streams: AgentStreams,
     api: ApiServer,
     agent: FabricHandle,
@@ -157,6 +159,7 @@ impl Env {
         let replica = state.replicas_of(w).next().unwrap().id;
         Self {
             ca,
+            consensus,
             streams,
             api,
             agent,
@@ -511,4 +514,66 @@ async fn logs_and_exec_reach_the_agent_over_quic() {
     env.api.shutdown().await;
     env.coordinator.shutdown().await;
     coordinator.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_without_the_agent_forwards_logs_and_exec_to_the_leader() {
+    let net = MemNetwork::new(43);
+    let coordinator: Arc<dyn Transport> = Arc::new(net.endpoint(identity(Role::Coordinator, 1)));
+    let agent: Arc<dyn Transport> = Arc::new(net.endpoint(identity(Role::Agent, 2)));
+    let env = Env::start(
+        ClusterCa::init(CLUSTER, SystemTime::now()).unwrap(),
+        coordinator,
+        agent,
+        "mem://1".into(),
+    )
+    .await;
+    // Member 3 follows member 1 (whose API has the agent streams): it cannot read the state
+    // (as a raft follower) and has no connection to the agent.
+    let follower = api_common::Member {
+        inner: env.consensus.clone(),
+        me: NodeId(3),
+        leader: Arc::new(std::sync::Mutex::new(NodeId(1))),
+    };
+    let mut config = ApiConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        ApiTls {
+            credentials: creds(&env.ca, Role::Coordinator, 3),
+            revoked: RevokedNodes::new(),
+        },
+    );
+    config
+        .peers
+        .insert(NodeId(1), env.api.local_addr().to_string());
+    let follower_api = api::serve(config, Arc::new(follower), Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let admin = Client::new(
+        [follower_api.local_addr().to_string()],
+        &creds(&env.ca, Role::Admin, 0),
+    )
+    .unwrap();
+    let r = env.replica.get();
+    let text = read_all(&admin, logs_req(r, false)).await.unwrap();
+    assert!(text.starts_with("line 1\nline 2\n"), "{text:?}");
+    let out = admin
+        .exec(exec_req(r, &["cat", "/etc/hostname"], 0))
+        .await
+        .unwrap();
+    assert_eq!((out.exit_code, &out.stdout[..]), (0, &b"logger-0\n"[..]));
+    // A coordinator identity may not exec through a follower either.
+    let coordinator = Client::new(
+        [follower_api.local_addr().to_string()],
+        &creds(&env.ca, Role::Coordinator, 9),
+    )
+    .unwrap();
+    let e = status_of(
+        coordinator
+            .exec(exec_req(r, &["cat", "/etc/hostname"], 0))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    follower_api.shutdown().await;
+    env.shutdown().await;
 }

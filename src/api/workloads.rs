@@ -465,7 +465,19 @@ impl Workloads for WorkloadsApi {
         let caller = auth::caller(&req)?;
         // Any identity that may read the cluster (admins, coordinators); agents may not.
         auth::require_read(&caller)?;
-        let state = self.core.state().await?;
+        let state = match self.core.state().await {
+            Ok(s) => s,
+            // A follower that cannot read the state lets the leader answer.
+            Err(e) => match self.core.route(&caller).await? {
+                Route::Forward(channel) => {
+                    let answer = WorkloadsClient::new(channel)
+                        .logs(forwarded(req.into_inner(), &caller))
+                        .await?;
+                    return Ok(Response::new(answer.into_inner().boxed()));
+                }
+                Route::Local => return Err(e),
+            },
+        };
         let w = find(&state, req.get_ref().workload.as_ref())?;
         let targets = replicas::log_targets(&state, w, req.get_ref().replica)?;
         drop(state);
@@ -494,7 +506,18 @@ impl Workloads for WorkloadsApi {
             return Err(errors::invalid("command", "a command is required"));
         }
         let timeout = replicas::exec_timeout(r.timeout_seconds)?;
-        let state = self.core.state().await?;
+        let state = match self.core.state().await {
+            Ok(s) => s,
+            // A follower that cannot read the state lets the leader answer.
+            Err(e) => match self.core.route(&caller).await? {
+                Route::Forward(channel) => {
+                    return WorkloadsClient::new(channel)
+                        .exec(forwarded(req.into_inner(), &caller))
+                        .await;
+                }
+                Route::Local => return Err(e),
+            },
+        };
         let w = find(&state, r.workload.as_ref())?;
         let target = replicas::exec_target(&state, w, r.replica)?;
         drop(state);
