@@ -594,8 +594,8 @@ pub(crate) async fn pull(
 
 #[cfg(test)]
 mod tests {
-    use super::{ImageRef, endpoint, origin, registry_config};
-    use crate::containerd::{ContainerdConfig, RegistryConfig};
+    use super::{ACCEPT, ImageRef, Registry, RegistryState, endpoint, origin, registry_config};
+    use crate::containerd::{ContainerdConfig, RegistryConfig, RegistryCredentials};
 
     #[test]
     fn origins_and_endpoints() {
@@ -609,6 +609,53 @@ mod tests {
         }
         assert_eq!(endpoint("docker.io"), "registry-1.docker.io");
         assert_eq!(endpoint("127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+
+    /// A TLS registry never sends anything over plain HTTP: not a token request to an `http`
+    /// realm, not a request after a redirect to `http` (both refused before any connection).
+    #[tokio::test]
+    async fn tls_registries_refuse_plain_http_realms_and_redirects() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("ca.pem");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["ca.test".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        std::fs::write(&ca, cert.pem()).expect("ca file");
+        let state = RegistryState::default();
+        let cfg = RegistryConfig {
+            ca_file: Some(ca),
+            credentials: Some(RegistryCredentials::new("u", "secret-pw")),
+            ..RegistryConfig::default()
+        };
+        let http = state.client("127.0.0.1:9", &cfg).expect("client");
+        let reg = Registry {
+            http,
+            host: "127.0.0.1:9".into(),
+            base: "https://127.0.0.1:9".into(),
+            insecure: false,
+            credentials: cfg.credentials.as_ref(),
+            auth: &state.auth,
+            scope: "repository:a:pull".into(),
+            image: "127.0.0.1:9/a:1".into(),
+        };
+        let err = reg
+            .token("http://127.0.0.1:9/token", None)
+            .await
+            .expect_err("http realm");
+        let text = err.to_string();
+        assert!(
+            text.contains("registry 127.0.0.1:9: configuration"),
+            "{text}"
+        );
+        assert!(!text.contains("secret-pw"), "{text}");
+        let err = reg
+            .send("http://127.0.0.1:9/v2/", ACCEPT, Some("Basic x"), 1)
+            .await
+            .err()
+            .expect("plain http refused");
+        assert!(err.to_string().contains("refusing plain HTTP"), "{err}");
     }
 
     #[test]
