@@ -1,4 +1,4 @@
-//! Length-prefixed frames carrying the RPC [`Envelope`](crate::wire::pb::Envelope).
+//! Length-prefixed frames carrying the RPC [`Envelope`].
 //!
 //! A frame is a 4-byte big-endian length `n` followed by `n` bytes of a protobuf `Envelope`.
 //! The RPC layer sends one frame per transport message (the prefix then doubles as a truncation

@@ -2,7 +2,7 @@
 //!
 //! The network layer of Cloudless: protobuf wire types for the core vocabulary, the frame codec,
 //! a typed RPC layer that runs over any [`Transport`](cloudless_core::transport::Transport), and
-//! [`MemTransport`](mem::MemTransport), the in-memory transport with seeded fault injection.
+//! [`MemTransport`], the in-memory transport with seeded fault injection.
 //!
 //! ```text
 //!  core value ──From──▶ wire::pb (prost) ──encode──▶ payload bytes
