@@ -371,16 +371,25 @@ impl Lab {
     }
 
     /// `cloudless-agent join` then `run` for `spec`; its index. Waits for "agent running".
+    /// The join is retried for a while (a cluster that just changed membership may refuse it
+    /// as Unavailable until its leader hears from a quorum).
     pub fn start_agent(&mut self, spec: AgentSpec) -> usize {
         let join = self.agent_args("join", &spec);
-        let out = command(AGENT).args(&join).output().unwrap();
-        assert!(
-            out.status.success(),
-            "agent join {}: {}{}",
-            spec.name,
-            String::from_utf8_lossy(&out.stderr),
-            self.logs()
-        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = command(AGENT).args(&join).output().unwrap();
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent join {}: {}{}",
+                spec.name,
+                String::from_utf8_lossy(&out.stderr),
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
         let run = self.agent_args("run", &spec);
         let log = self.path(&format!("agent-{}.log", spec.name));
         self.agents.push(Some(Proc::spawn(AGENT, &run, &log)));
@@ -406,6 +415,28 @@ impl Lab {
     pub fn channel(&self, endpoint: &str) -> tonic::transport::Channel {
         let _guard = self.rt.enter();
         self.client(&[endpoint.to_owned()]).channel().unwrap()
+    }
+
+    /// [`wait_for`] that adds the lab's logs to the failure message.
+    pub fn wait<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        every: Duration,
+        mut f: impl FnMut() -> Result<T, String>,
+    ) -> T {
+        let deadline = Instant::now() + limit;
+        loop {
+            match f() {
+                Ok(v) => return v,
+                Err(last) => assert!(
+                    Instant::now() < deadline,
+                    "{what}: not within {limit:?}; last: {last}{}",
+                    self.logs()
+                ),
+            }
+            std::thread::sleep(every);
+        }
     }
 
     /// Runs `f` on the lab's async runtime.
