@@ -15,6 +15,33 @@
 //! so a crash never leaves a half-written snapshot under the final name. Reading checks the
 //! magic, the version (a newer one is refused, never misread), the length and the checksum
 //! before decoding anything.
+//!
+//! ```rust
+//! use cloudless_core::ids::NodeId;
+//! use cloudless_core::state::{ClusterState, Command, CommandEnvelope, apply};
+//! use cloudless_store::snapshot::{self, SnapshotFileError};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let mut state = ClusterState::new();
+//! let token = Command::PruneJoinTokens { now_ms: 1_000 };
+//! apply(&mut state, &CommandEnvelope::new(1_000, token))?;
+//!
+//! let file = dir.path().join("state.cldsnap");
+//! let info = snapshot::save(&state, &file)?;
+//! assert_eq!(info.revision, state.revision);
+//! assert_eq!(snapshot::read(&file)?, state);
+//! // Never overwritten, and verified before use.
+//! assert!(matches!(snapshot::save(&state, &file), Err(SnapshotFileError::Exists { .. })));
+//! std::fs::write(dir.path().join("junk"), b"not a snapshot")?;
+//! assert!(snapshot::read(&dir.path().join("junk")).is_err());
+//!
+//! // The data directory of a new single-member cluster, started with `RaftConsensus::start`.
+//! let restored = snapshot::restore(&file, &dir.path().join("n1"), NodeId(1), "mem://1".into())?;
+//! assert_eq!(restored.revision, state.revision);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
