@@ -124,6 +124,13 @@ const INVALID: &[(&str, Expected)] = &[
         ],
     ),
     (
+        "host-ports.yaml",
+        &[
+            ("spec.ports[3].hostPort", Some(20)),
+            ("spec.ports[1].hostPort", Some(13)),
+        ],
+    ),
+    (
         "limits-below-requests.yaml",
         &[
             ("spec.resources.limits.cpu", Some(12)),

@@ -149,3 +149,139 @@ async fn two_agents_on_one_host_use_disjoint_subnets() {
         rt.remove(&id).await.expect("remove");
     }
 }
+
+/// The host's first global IPv4 address.
+fn host_ipv4() -> std::net::Ipv4Addr {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .expect("ip addr");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next()?.parse().ok())
+        .expect("a global IPv4 address on this host")
+}
+
+/// Whether `iptables -t nat -C <rule>` finds the rule.
+fn nat_rule_present(rule: &[String]) -> bool {
+    std::process::Command::new("iptables")
+        .args(["-w", "5", "-t", "nat", "-C"])
+        .args(rule)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_ports_and_outbound_connections() {
+    let Some(ctd) = common::ctd::shared() else {
+        return;
+    };
+    if !cni_plugins_present() {
+        return;
+    }
+    let net = BridgeNetwork::new(&common::ctd::bridge_name(2), &common::ctd::bridge_subnet(2));
+    let rt = common::runtime_with(ctd, NetworkMode::Isolated, |cfg| {
+        cfg.bridge = Some(net.clone());
+    })
+    .await;
+    let host_port = 20_000 + (std::process::id() % 20_000) as u16;
+    let published = |id: &str| {
+        let mut spec = common::sh(id, SERVER);
+        spec.ports = vec![cloudless_core::workload::ContainerPort {
+            name: "http".into(),
+            container_port: 8080,
+            protocol: cloudless_core::workload::Protocol::Tcp,
+            host_port: Some(host_port),
+        }];
+        spec
+    };
+    let web = published("pub-web");
+    rt.create(&web).await.expect("create");
+    rt.start(&web.id).await.expect("start");
+    let host_ip = host_ipv4();
+    for ip in [std::net::Ipv4Addr::LOCALHOST, host_ip] {
+        let addr = SocketAddr::new(ip.into(), host_port);
+        let body = tokio::task::spawn_blocking(move || http_get(addr))
+            .await
+            .expect("http");
+        assert!(body.contains("hello from pub-web"), "{addr}: {body}");
+    }
+    let st = rt.status(&web.id).await.expect("status");
+    let nat_rule = net.masquerade_rule(
+        st.address.as_deref().expect("address"),
+        &format!("{}-{}", rt.config().namespace, web.id),
+    );
+    assert!(
+        nat_rule_present(&nat_rule),
+        "the container's outbound NAT rule"
+    );
+
+    // The port is taken while the first container runs.
+    let second = published("pub-second");
+    rt.create(&second).await.expect("create");
+    let err = rt.start(&second.id).await.expect_err("port taken");
+    assert!(
+        matches!(err, cloudless_core::runtime::RuntimeError::InvalidState(ref m)
+            if m.contains(&host_port.to_string()) && m.contains("pub-web")),
+        "{err}"
+    );
+    rt.remove(&second.id).await.expect("remove");
+
+    // Outbound: a container reaches a server on the host's address.
+    let listener = std::net::TcpListener::bind((host_ip, 0)).expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let client = common::sh(
+        "outbound",
+        &format!("echo hi-from-container | nc {host_ip} {port}"),
+    );
+    rt.create(&client).await.expect("create");
+    rt.start(&client.id).await.expect("start");
+    let got = tokio::task::spawn_blocking(move || {
+        listener.set_nonblocking(false).expect("blocking");
+        let (mut conn, peer) = listener.accept().expect("accept");
+        let mut text = String::new();
+        conn.read_to_string(&mut text).expect("read");
+        (text, peer)
+    })
+    .await
+    .expect("accept");
+    assert_eq!(got.0.trim(), "hi-from-container");
+    let subnet = common::ctd::bridge_subnet(2);
+    assert!(
+        common::ctd::in_subnet(&got.1.ip().to_string(), &subnet),
+        "{} comes from the bridge subnet {subnet}",
+        got.1
+    );
+    rt.remove(&client.id).await.expect("remove");
+
+    // Removing the container unpublishes the port.
+    rt.remove(&web.id).await.expect("remove");
+    let addr = SocketAddr::new(host_ip.into(), host_port);
+    assert!(
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err(),
+        "{addr} no longer forwarded"
+    );
+    assert!(!nat_rule_present(&nat_rule), "NAT rule deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_port_without_a_bridge_is_refused() {
+    let Some(ctd) = common::ctd::shared() else {
+        return;
+    };
+    let rt = common::runtime(ctd, NetworkMode::Isolated).await;
+    let mut spec = common::sh("no-bridge", SERVER);
+    spec.ports = vec![cloudless_core::workload::ContainerPort {
+        name: "http".into(),
+        container_port: 8080,
+        protocol: cloudless_core::workload::Protocol::Tcp,
+        host_port: Some(8080),
+    }];
+    let err = rt.create(&spec).await.expect_err("no bridge");
+    assert!(
+        matches!(err, cloudless_core::runtime::RuntimeError::InvalidSpec(ref m) if m.contains("hostPort")),
+        "{err}"
+    );
+}

@@ -189,6 +189,11 @@ pub struct ContainerPort {
     /// Protocol.
     #[serde(default)]
     pub protocol: Protocol,
+    /// Publish the port on the node: connections to this port of the node's addresses are
+    /// forwarded to the container (a runtime with per-container networks only; two containers
+    /// on one node cannot publish the same port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u16>,
 }
 
 /// One port of an exposed service.

@@ -20,7 +20,7 @@ use super::{
     Inner, LABEL_ATTEMPT, LABEL_MANAGED, LABEL_REPLICA, LABEL_WORKLOAD, image,
     import as import_mod, registry, support, valid_id, volumes,
 };
-use crate::oci::{self, Accounts, SpecContext};
+use crate::oci::{self, Accounts, NetworkMode, SpecContext};
 
 /// The type URL containerd expects for an OCI runtime spec.
 pub(crate) const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
@@ -123,6 +123,9 @@ fn labels_for(spec: &ContainerSpec) -> HashMap<String, String> {
     labels.insert(LABEL_WORKLOAD.to_owned(), spec.workload.0.to_string());
     labels.insert(LABEL_REPLICA.to_owned(), spec.replica.get().to_string());
     labels.insert(LABEL_ATTEMPT.to_owned(), spec.attempt.to_string());
+    if let Some(ports) = super::cni::host_ports_label(&spec.ports) {
+        labels.insert(super::LABEL_HOST_PORTS.to_owned(), ports);
+    }
     labels
 }
 
@@ -146,6 +149,20 @@ pub(crate) async fn create(inner: &Inner, spec: &ContainerSpec) -> Result<(), Ru
     }
     if spec.image.is_empty() {
         return Err(RuntimeError::ImageNotFound(String::new()));
+    }
+    if let Some(p) = spec.ports.iter().find(|p| {
+        p.host_port.is_some_and(|h| match inner.cfg.network {
+            // The host's network: the container's port is the node's port.
+            NetworkMode::Host => h != p.container_port,
+            NetworkMode::Isolated => inner.bridge().is_none(),
+        })
+    }) {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "port {:?} publishes hostPort {}: that needs the bridge network (or, on the host's \
+             network, hostPort equal to containerPort)",
+            p.name,
+            p.host_port.unwrap_or(0)
+        )));
     }
     let client = &inner.client;
     let resolved = image::resolve(client, &spec.image).await?;

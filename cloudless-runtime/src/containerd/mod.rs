@@ -47,7 +47,7 @@ use futures::stream::BoxStream;
 
 use crate::oci::{HostSecurity, NetworkMode};
 use client::Client;
-pub use cni::BridgeNetwork;
+pub use cni::{BridgeNetwork, LABEL_HOST_PORTS};
 pub use disk_gc::{DiskGcPolicy, FreeSpace, FsUsage, ImageGc, Statvfs, Watermark};
 use local::Local;
 pub use registry_auth::RegistryError;
@@ -177,16 +177,7 @@ impl Inner {
             &self.cfg.data_dir.join("cni").join(&net.bridge),
         );
         let cni_id = format!("{}-{id}", self.cfg.namespace);
-        match pid {
-            Some(pid) => {
-                let netns = format!("/proc/{pid}/ns/net");
-                let out = cni::run(net, &config, "ADD", &cni_id, &netns).await?;
-                cni::first_address(&out).map(Some)
-            }
-            None => cni::run(net, &config, "DEL", &cni_id, "")
-                .await
-                .map(|_| None),
-        }
+        cni::attach_or_detach(self, net, &config, &cni_id, id, pid).await
     }
 
     /// The log file of container `id`.

@@ -244,7 +244,27 @@ fn ports(r: &mut Report<'_>, p: &FieldPath, s: &WorkloadSpec) {
                 "must be between 1 and 65535",
             );
         }
+        if port.host_port == Some(0) {
+            r.fail(&pp.index(i).key("hostPort"), "must be between 1 and 65535");
+        }
     }
+    let host_ports: Vec<(FieldPath, String)> = s
+        .ports
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let host = c.host_port?;
+            Some((
+                pp.index(i).key("hostPort"),
+                format!("{host}/{:?}", c.protocol).to_lowercase(),
+            ))
+        })
+        .collect();
+    unique(
+        r,
+        host_ports.iter().map(|(p, n)| (p.clone(), n.as_str())),
+        "host port",
+    );
     unique(
         r,
         s.ports
