@@ -453,17 +453,29 @@ impl AgentStreams {
         Ok(log_items(node, reader))
     }
 
-    /// Runs `query.command` in `query.replica`'s container on `node`.
+    /// Runs `query.command` in `query.replica`'s container on `node`. Unavailable means the
+    /// command did not reach the agent; a request that reached it without an answer is
+    /// Unknown ("the command may have run"), so callers do not retry it blindly.
     pub async fn exec(&self, node: NodeId, query: ExecQuery) -> Result<ExecResult, RemoteError> {
         if let Some(host) = self.local_host(node) {
             return host.exec(query).await;
         }
         let timeout = query.timeout.min(MAX_EXEC_TIMEOUT);
         let (mut reader, write_error) = self.open(node, &exec_to_wire(&query)).await?;
-        match self
+        let sent = write_error.is_none();
+        let answer = self
             .first(node, (&mut reader, write_error), timeout)
-            .await?
-        {
+            .await
+            .map_err(|e| match e.code {
+                // The request reached the agent but no answer came back: the command may have
+                // run, so the failure must not look retryable.
+                StatusCode::Unavailable if sent => RemoteError::new(
+                    StatusCode::Unknown,
+                    format!("{} (the command may have run)", e.message),
+                ),
+                _ => e,
+            })?;
+        match answer {
             pb::replica_stream_response::Item::Exec(r) => Ok(ExecResult {
                 exit_code: r.exit_code,
                 stdout_truncated: r.stdout_truncated || r.stdout.len() > MAX_EXEC_OUTPUT,
