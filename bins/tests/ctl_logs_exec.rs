@@ -388,4 +388,11 @@ fn cloudlessctl_reads_logs_follows_them_and_execs_in_a_real_replica() {
             })
             .then_some(())
     });
+
+    // The followed container ended: `logs -f` drains the log and exits successfully.
+    let follow = children.0.last_mut().unwrap();
+    let status = wait_for(Duration::from_secs(20), "`logs -f` to end", dir, || {
+        follow.try_wait().unwrap()
+    });
+    assert!(status.success(), "logs -f: {status}");
 }
