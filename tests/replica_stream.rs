@@ -201,3 +201,45 @@ async fn bytes_that_are_not_the_protocol_close_the_stream_and_the_agent_serves_o
         .unwrap_err();
     assert_eq!(e.code, StatusCode::InvalidArgument, "{e}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_follow_ends_when_the_container_exits_and_the_local_agent_is_served_in_process() {
+    let net = MemNetwork::new(6);
+    let coordinator: Arc<dyn Transport> = Arc::new(net.endpoint(identity(Role::Coordinator, 1)));
+    let agent: Arc<dyn Transport> = Arc::new(net.endpoint(identity(Role::Agent, 2)));
+    let rt = FakeRuntime::new();
+    rt.script_image(
+        "short",
+        Script::new([Attempt::exits(0)
+            .after_ms(5_000)
+            .log_at(0, "start\n")
+            .log_at(4_000, "bye\n")]),
+    );
+    rt.pull_image("short", None).await.unwrap();
+    let mut spec = basic_spec(ContainerId::for_replica(ReplicaId(7), 0), "short");
+    spec.replica = ReplicaId(7);
+    rt.create(&spec).await.unwrap();
+    rt.start(&spec.id).await.unwrap();
+    let _server = serve_replica_streams(Arc::clone(&agent), Arc::new(rt.clone()));
+    coordinator.connect("mem://2").await.unwrap();
+
+    let follow = LogsQuery {
+        follow: true,
+        ..query(0, 0)
+    };
+    let streams = AgentStreams::new(Arc::clone(&coordinator));
+    let mut s = streams.logs(NodeId(2), follow).await.unwrap();
+    let mut text = Vec::new();
+    while let Some(d) = s.next().await {
+        text.extend_from_slice(&d.unwrap().data);
+    }
+    assert_eq!(text, b"start\nbye\n", "followed until the container exited");
+
+    // A process running both roles reads its own agent's replicas without the network.
+    let local =
+        AgentStreams::new(Arc::clone(&coordinator)).with_local_agent(NodeId(1), Arc::new(rt));
+    assert!(local.reaches(NodeId(1)));
+    let mut s = local.logs(NodeId(1), query(0, 1)).await.unwrap();
+    assert_eq!(&s.next().await.unwrap().unwrap().data[..], b"bye\n");
+    assert!(!AgentStreams::new(coordinator).reaches(NodeId(9)));
+}
