@@ -45,6 +45,21 @@ pub(super) enum ConsensusSource {
 
 /// Collects roles and building blocks; [`build`](FabricBuilder::build) validates them.
 ///
+/// ```rust
+/// use cloudless::coordinator::CoordinatorConfig;
+/// use cloudless::core::ids::NodeId;
+/// use cloudless::fabric::{Fabric, FabricError};
+///
+/// // The node id comes from `.node(..)` or from the transport's identity.
+/// let err = Fabric::builder().coordinator(CoordinatorConfig::default()).build().unwrap_err();
+/// assert_eq!(err.missing_block(), Some("node"));
+///
+/// // Nothing that stores data has a default: a coordinator needs its consensus.
+/// let coordinator = Fabric::builder().node(NodeId(1)).coordinator(CoordinatorConfig::default());
+/// assert_eq!(coordinator.build().unwrap_err().missing_block(), Some("consensus"));
+/// assert!(matches!(Fabric::builder().build(), Err(FabricError::NoRole)));
+/// ```
+///
 /// Every block setter takes any implementation of the block's trait and erases it to
 /// `Arc<dyn Trait>`; the `*_shared` variants take an `Arc` the caller keeps using.
 #[derive(Default)]

@@ -40,6 +40,75 @@ use crate::control::ControlPlane;
 use crate::coordinator::CoordinatorHandle;
 
 /// A built, not yet started Fabric: validated roles and blocks. [`start`](Fabric::start) runs it.
+///
+/// A whole node in one process — coordinator and agent — creating a workload and watching its
+/// replica start. `MemConsensus` and `FakeRuntime` keep the example self-contained; a real node
+/// passes `RaftConsensus` (see `examples/embed_node.rs`), `QuicTransport` and
+/// `ContainerdRuntime`.
+///
+/// ```rust
+/// use std::time::Duration;
+///
+/// use cloudless::agent::{AgentConfig, FixedResourceProbe, HostResources};
+/// use cloudless::coordinator::CoordinatorConfig;
+/// use cloudless::core::ids::NodeId;
+/// use cloudless::core::replica::ReplicaPhase;
+/// use cloudless::core::state::{Command, CommandEnvelope};
+/// use cloudless::core::testing::consensus::{MemConsensus, MemConsensusConfig};
+/// use cloudless::core::transport::{PeerIdentity, Role};
+/// use cloudless::core::workload::WorkloadSpec;
+/// use cloudless::fabric::Fabric;
+/// use cloudless::net::MemNetwork;
+/// use cloudless::runtime::FakeRuntime;
+///
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let net = MemNetwork::new(1);
+/// let me = PeerIdentity { cluster: "home".into(), role: Role::Coordinator, node: NodeId(1) };
+/// let mut agent = AgentConfig::new(dir.path().join("agent"));
+/// agent.heartbeat_interval = Duration::from_millis(100);
+///
+/// let fabric = Fabric::builder()
+///     .coordinator(CoordinatorConfig::default())
+///     .consensus(MemConsensus::with_config(MemConsensusConfig::default().with_id(NodeId(1)))?)
+///     .transport(net.endpoint(me))
+///     .agent(agent)
+///     .runtime(FakeRuntime::new())
+///     .resources(FixedResourceProbe(HostResources {
+///         cpu_millis: 4_000,
+///         memory_mib: 4_096,
+///         storage_gib: 32,
+///         power: None,
+///     }))
+///     .build()?
+///     .start()
+///     .await?;
+///
+/// let consensus = fabric.consensus().ok_or("a coordinator has consensus")?;
+/// let create = Command::CreateWorkload {
+///     namespace: "default".into(),
+///     name: "web".into(),
+///     labels: Default::default(),
+///     spec: WorkloadSpec::new("nginx:1.27"),
+/// };
+/// consensus.propose(CommandEnvelope::new(1_000, create)).await?;
+///
+/// // The coordinator places the replica on this node's agent, which runs it.
+/// let running = tokio::time::timeout(Duration::from_secs(20), async {
+///     loop {
+///         let state = consensus.state().await?;
+///         if state.replicas.values().any(|r| r.phase == ReplicaPhase::Running) {
+///             return Ok::<_, Box<dyn std::error::Error>>(());
+///         }
+///         tokio::time::sleep(Duration::from_millis(50)).await;
+///     }
+/// });
+/// running.await??;
+/// fabric.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 pub struct Fabric {
     plan: builder::Plan,
 }
