@@ -502,3 +502,52 @@ async fn image_users_given_by_name_resolve_from_the_image() {
         "nothing left behind"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_volume_size_limit_stops_writes_past_it() {
+    let Some(ctd) = common::ctd::shared() else {
+        return;
+    };
+    let rt = common::runtime(ctd, NetworkMode::Isolated).await;
+    let limited = |id: &str, script: &str, attempt: u32| {
+        let mut spec = with_volume(sh(id, script), 7, attempt);
+        spec.volumes[0].size_limit = Some(Memory::parse("4Mi").expect("size"));
+        spec
+    };
+    // 1 MiB fits; 8 MiB more does not: ENOSPC inside the container, as the non-root user.
+    let script = "dd if=/dev/zero of=/data/small bs=1M count=1 2>/dev/null && echo small-ok; \
+                  ls -A /data; \
+                  dd if=/dev/zero of=/data/big bs=1M count=8 2>&1 | grep -o 'No space left on device'; \
+                  id -u";
+    let first = limited("vol-limit-a0", script, 0);
+    let (code, log) = run_to_exit(&rt, &first).await;
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        ["small-ok", "small", "No space left on device", "1000"],
+        "{log}"
+    );
+    // run_to_exit removed the container: the replica's volume is unmounted and gone.
+    let data = rt
+        .config()
+        .data_dir
+        .join("volumes")
+        .join(&rt.config().namespace);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        !mounts.contains(&data.to_string_lossy().into_owned()),
+        "no volume left mounted"
+    );
+
+    // Attempts of one replica share the limited volume while one of them exists.
+    let keep = limited("vol-limit-b0", "echo kept >/data/f", 0);
+    let mut events = rt.events().await.expect("events");
+    rt.create(&keep).await.expect("create");
+    rt.start(&keep.id).await.expect("start");
+    assert_eq!(common::exit_of(&mut events, &keep.id).await, 0);
+    let (code, log) = run_to_exit(&rt, &limited("vol-limit-b1", "cat /data/f", 1)).await;
+    assert_eq!((code, log.as_str()), (0, "kept\n"));
+    rt.remove(&keep.id).await.expect("remove");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(!mounts.contains(&data.to_string_lossy().into_owned()));
+}

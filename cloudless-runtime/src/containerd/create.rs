@@ -184,7 +184,8 @@ pub(crate) async fn create(inner: &Inner, spec: &ContainerSpec) -> Result<(), Ru
         .as_ref()
         .map_or((0, 0), |p| (p.user().uid(), p.user().gid()));
     let dirs = ctx.volume_dirs.clone();
-    tokio::task::spawn_blocking(move || volumes::prepare(&dirs, uid, gid))
+    let limits = volumes::limits(spec);
+    tokio::task::spawn_blocking(move || volumes::prepare(&dirs, &limits, uid, gid))
         .await
         .map_err(|e| RuntimeError::Other(Box::new(e)))??;
     let spec_json = serde_json::to_vec(&oci_spec).map_err(|e| RuntimeError::Other(Box::new(e)))?;
