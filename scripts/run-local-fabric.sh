@@ -73,7 +73,8 @@ BIN="$ROOT/target/debug"
 for b in cloudless-coordinator cloudless-agent cloudless-agent-shim cloudlessctl cloudless-busybox-image; do
   [ -x "$BIN/$b" ] || fail "the build did not produce $BIN/$b"
 done
-say "built in $(since "$t") s: $BIN/{cloudless-coordinator,cloudless-agent,cloudlessctl,...}"
+BUILT=$(since "$t")
+say "built in $BUILT s: $BIN/{cloudless-coordinator,cloudless-agent,cloudlessctl,...}"
 
 # --- names, ports, temp dir -----------------------------------------------------------------
 # Unique to this run: containerd namespaces <tag>-N, bridges <tag>bN, cgroups
@@ -357,7 +358,8 @@ nodes_ready() {
   [ "${ready:-0}" -eq 3 ]
 }
 wait_until "$TIMEOUT" "3 Ready nodes" nodes_ready
-say "3 agents joined and Ready $(since "$t") s after start:"
+JOINED=$(since "$t")
+say "3 agents joined and Ready $JOINED s after start:"
 ctl node ls | sed 's/^/           /'
 for n in 1 2 3; do
   img=$(grep -m1 'image imported' "$WORK/logs/agent-$n.log" | sed -n 's/.*digest=\(sha256:[0-9a-f]\{12\}\).*/\1/p')
@@ -389,6 +391,11 @@ while read -r id node ready phase addr; do
   page=$(get_page "$addr") || fail "GET http://$addr:$PORT/ (replica $id) failed"
   say "curl http://$addr:$PORT/  (replica $id on $(node_name "$node")) -> $page"
 done < <(replicas | awk '$3 == "true"')
+described=$(ctl -n "$NS" -o json workload describe "$WL" | jq -r '[.rollout.replicas[].address] | sort | join(" ")')
+[ "$described" = "$(replicas | awk '{ print $5 }' | sort | tr '\n' ' ' | sed 's/ $//')" ] \
+  || fail "workload describe -o json shows addresses '$described', rollout status others"
+say "cloudlessctl workload describe -o json shows the same addresses; cloudlessctl workload logs web:"
+ctl -n "$NS" workload logs "$WL" | sed 's/^/           /'
 
 # --- lose an agent --------------------------------------------------------------------------
 VICTIM=3
@@ -448,7 +455,8 @@ surplus_gone() {
   ! get_page "$GONE_ADDR" >/dev/null 2>&1
 }
 wait_until "$TIMEOUT" "one of replicas $LOST_REPLICA and $NEW_ID to be stopped" surplus_gone
-say "surplus copy stopped $(since "$t") s after the restart: replica $GONE removed (http://$GONE_ADDR:$PORT/ no longer answers), replica $KEPT kept"
+SURPLUS=$(since "$t")
+say "surplus copy stopped $SURPLUS s after the restart: replica $GONE removed (http://$GONE_ADDR:$PORT/ no longer answers), replica $KEPT kept"
 while read -r id node ready phase addr; do
   page=$(get_page "$addr") || fail "GET http://$addr:$PORT/ (replica $id) failed"
   say "curl http://$addr:$PORT/  (replica $id on $(node_name "$node")) -> $page"
@@ -471,4 +479,4 @@ wait "$PRINT_PID" 2>/dev/null || true; PRINT_PID=""
 for i in 0 1 2; do stop_daemon "${AGENT_PIDS[$i]}" "agent-$((i + 1))" || fail "agent-$((i + 1)) did not stop cleanly"; AGENT_PIDS[$i]=""; done
 stop_daemon "$COORD_PID" coordinator || fail "the coordinator did not stop cleanly"
 COORD_PID=""
-say "summary: build+start to 3 Ready agents, deploy ready in $DEPLOYED s, agent killed -> Down $DOWN_AFTER s, replacement ready $READY_AFTER s, serving $SERVING_AFTER s"
+say "summary: build $BUILT s; 3 agents Ready $JOINED s after start; 3 replicas ready $DEPLOYED s after apply; agent killed -> Down $DOWN_AFTER s, replacement ready $READY_AFTER s, serving $SERVING_AFTER s; killed agent back -> surplus stopped $SURPLUS s"
