@@ -182,7 +182,7 @@ fn mount_limited(dir: &Path, limit: u64) -> Result<(), RuntimeError> {
         "mount",
         &[
             std::ffi::OsStr::new("-o"),
-            std::ffi::OsStr::new("loop,nosuid,nodev,noexec"),
+            std::ffi::OsStr::new("loop,nosuid,nodev"),
             image.as_os_str(),
             dir.as_os_str(),
         ],

@@ -89,6 +89,17 @@ pub(crate) fn support(spec: &ContainerSpec) -> Support {
         return Support::No(reason);
     }
     let refuse = |field: &str, why: &str| Support::No(format!("{field}: {why}"));
+    if let Some(p) = spec
+        .ports
+        .iter()
+        .find(|p| p.host_port.is_some_and(|h| h != p.container_port))
+    {
+        return Support::No(format!(
+            "ports.{}.hostPort: a host process listens on the node's own ports and cannot be \
+             published on another one",
+            p.name
+        ));
+    }
     if sec.read_only_root_filesystem {
         return refuse(
             "security.readOnlyRootFilesystem",
@@ -324,6 +335,22 @@ mod tests {
         assert!(matches!(support(&s), Support::No(r) if r.contains("kata")));
         s.security.runtime_class = Some(RUNTIME_CLASS.into());
         assert_eq!(support(&s), Support::Yes);
+        let mut port = cloudless_core::workload::ContainerPort {
+            name: "http".into(),
+            container_port: 8080,
+            protocol: cloudless_core::workload::Protocol::Tcp,
+            host_port: Some(8080),
+        };
+        s.ports = vec![port.clone()];
+        assert_eq!(
+            support(&s),
+            Support::Yes,
+            "the same port is the node's port"
+        );
+        port.host_port = Some(80);
+        s.ports = vec![port];
+        assert!(matches!(support(&s), Support::No(r) if r.contains("hostPort")));
+        s.ports.clear();
         s.security.read_only_root_filesystem = true;
         assert!(matches!(support(&s), Support::No(r) if r.contains("readOnlyRootFilesystem")));
     }
