@@ -85,6 +85,8 @@ pub struct Attempt {
     pub stats: ContainerStats,
     /// Reaction to `stop`.
     pub on_stop: StopBehaviour,
+    /// Its exit is reported as an OOM kill (`ContainerStatus::oom_killed`).
+    pub oom_killed: bool,
 }
 
 impl Attempt {
@@ -101,6 +103,19 @@ impl Attempt {
                 code: SIGTERM_EXIT,
                 after_ms: 0,
             },
+            oom_killed: false,
+        }
+    }
+
+    /// Killed by the OOM killer `after_ms` after the start: exits 137 and its status says
+    /// `oom_killed`.
+    pub fn oom_killed_after(after_ms: u64) -> Self {
+        Self {
+            oom_killed: true,
+            ..Self::with_outcome(StartOutcome::Exit {
+                code: SIGKILL_EXIT,
+                after_ms,
+            })
         }
     }
 
@@ -221,4 +236,38 @@ pub enum PullFailure {
     Missing,
     /// The registry cannot be reached or refuses: `ImageUnavailable` with this reason.
     Unavailable(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use cloudless_core::runtime::{ContainerId, ContainerState, Runtime};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scripted_oom_kill_is_in_the_status() {
+        let rt = crate::FakeRuntime::new();
+        rt.preload_image("img");
+        rt.script_image(
+            "img",
+            Script::new([Attempt::oom_killed_after(50), Attempt::exits(1)]),
+        );
+        for (attempt, code, oom) in [(0, SIGKILL_EXIT, true), (1, 1, false)] {
+            let mut spec = cloudless_core::testing::runtime::basic_spec(
+                ContainerId(format!("r1-a{attempt}")),
+                "img",
+            );
+            spec.attempt = attempt;
+            rt.create(&spec).await.expect("create");
+            rt.start(&spec.id).await.expect("start");
+            let running = rt.status(&spec.id).await.expect("status");
+            assert!(!running.oom_killed, "only once exited");
+            tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+            let st = rt.status(&spec.id).await.expect("status");
+            assert_eq!(
+                (st.state, st.oom_killed),
+                (ContainerState::Exited { code }, oom)
+            );
+        }
+    }
 }

@@ -39,7 +39,8 @@ impl Container {
             address: self.address.clone(),
             started_at_ms: self.started_at_ms,
             finished_at_ms: self.finished_at_ms,
-            oom_killed: false,
+            oom_killed: self.attempt.oom_killed
+                && matches!(self.state, ContainerState::Exited { .. }),
         }
     }
 }
