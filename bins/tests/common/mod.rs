@@ -58,7 +58,8 @@ pub fn free_udp_port() -> u16 {
         .port()
 }
 
-/// `program` without the caller's `CLOUDLESS_*` settings, logging at info.
+/// `program` without the caller's `CLOUDLESS_*` settings, logging at info (or
+/// `CLOUDLESS_TEST_LOG`).
 pub fn command(program: &str) -> Command {
     let mut cmd = Command::new(program);
     for (k, _) in std::env::vars() {
@@ -66,7 +67,10 @@ pub fn command(program: &str) -> Command {
             cmd.env_remove(k);
         }
     }
-    cmd.env("CLOUDLESS_LOG", "info,openraft=warn");
+    // CLOUDLESS_TEST_LOG overrides the daemons' log filter (e.g. for a debugging run).
+    let filter =
+        std::env::var("CLOUDLESS_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".to_owned());
+    cmd.env("CLOUDLESS_LOG", filter);
     cmd
 }
 
@@ -460,5 +464,31 @@ impl Lab {
                 format!("\n--- {}:\n{}", p.display(), tail.join("\n"))
             })
             .collect()
+    }
+}
+
+impl Drop for Lab {
+    /// On a failure with `CLOUDLESS_TEST_KEEP_LOGS=DIR` set, the lab's logs are copied to
+    /// `DIR/<test process id>/` before the temp dir goes.
+    fn drop(&mut self) {
+        let Some(keep) = std::env::var_os("CLOUDLESS_TEST_KEEP_LOGS") else {
+            return;
+        };
+        if !std::thread::panicking() {
+            return;
+        }
+        let to = PathBuf::from(keep).join(std::process::id().to_string());
+        let _ = std::fs::create_dir_all(&to);
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "log")
+                    && let Some(name) = p.file_name()
+                {
+                    let _ = std::fs::copy(&p, to.join(name));
+                }
+            }
+        }
+        eprintln!("lab logs kept in {}", to.display());
     }
 }
