@@ -12,6 +12,22 @@ use crate::ids::{NodeId, Revision};
 use crate::state::{Applied, ApplyError, Change, ClusterState, CommandEnvelope, ObjectKind};
 
 /// Which changes a watch delivers.
+///
+/// ```rust
+/// use cloudless_core::consensus::WatchFilter;
+/// use cloudless_core::ids::Revision;
+/// use cloudless_core::state::{Change, ObjectKind};
+///
+/// let change = |kind, key: &str| Change { revision: Revision(9), kind, key: key.into(), object: None };
+/// let workloads = WatchFilter::kind(ObjectKind::Workload);
+/// assert!(workloads.matches(&change(ObjectKind::Workload, "w3")));
+/// assert!(!workloads.matches(&change(ObjectKind::Node, "n1")));
+///
+/// let shop_services = WatchFilter { key_prefix: "shop/".into(), ..WatchFilter::kind(ObjectKind::Service) };
+/// assert!(shop_services.matches(&change(ObjectKind::Service, "shop/web")));
+/// assert!(!shop_services.matches(&change(ObjectKind::Service, "default/web")));
+/// assert!(WatchFilter::all().matches(&change(ObjectKind::Event, "9.0")));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchFilter {
     /// Only these kinds; every kind when empty.

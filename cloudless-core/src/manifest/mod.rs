@@ -204,6 +204,33 @@ impl Manifest {
 
     /// Runs the semantic checks again (e.g. on a manifest built in code). Errors carry paths
     /// but no lines.
+    ///
+    /// ```rust
+    /// use cloudless_core::manifest::{API_VERSION, Manifest, ManifestSpec, Metadata, Source};
+    /// use cloudless_core::workload::WorkloadSpec;
+    ///
+    /// let mut spec = WorkloadSpec::new("nginx:1.27");
+    /// spec.replicas = 2;
+    /// let mut manifest = Manifest {
+    ///     api_version: API_VERSION.into(),
+    ///     metadata: Metadata {
+    ///         name: "web".into(),
+    ///         namespace: "default".into(),
+    ///         labels: Default::default(),
+    ///         annotations: Default::default(),
+    ///     },
+    ///     spec: ManifestSpec::Workload(spec),
+    ///     source: Source::default(),
+    /// };
+    /// assert!(manifest.validate().is_ok());
+    /// assert_eq!(manifest.to_document()?["spec"]["replicas"], 2);
+    ///
+    /// manifest.metadata.name = "Web".into();
+    /// let errors = manifest.validate().unwrap_err();
+    /// assert_eq!(errors.paths(), ["metadata.name"]);
+    /// assert_eq!(errors.errors[0].line, None);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     pub fn validate(&self) -> Result<(), ManifestErrors> {
         let errors = validate::manifest(self, self.source.document, None);
         if errors.is_empty() {

@@ -19,6 +19,16 @@ pub const SCHEMA_ID: &str = "https://cloudless.dev/schema/cloudless.dev_v1.json"
 
 /// The JSON Schema (draft 2020-12) of one manifest document: a `oneOf` with one branch per
 /// kind, each fixing `apiVersion` and `kind` and referencing the kind's spec type.
+///
+/// Editors and CI tools can validate manifests against it:
+///
+/// ```rust
+/// use cloudless_core::manifest::{Kind, SCHEMA_ID, json_schema};
+///
+/// let schema = json_schema();
+/// assert_eq!(schema["$id"], SCHEMA_ID);
+/// assert_eq!(schema["oneOf"].as_array().map(Vec::len), Some(Kind::ALL.len()));
+/// ```
 pub fn json_schema() -> Value {
     let mut generator: SchemaGenerator = SchemaSettings::draft2020_12()
         .for_deserialize()
