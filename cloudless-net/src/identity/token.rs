@@ -4,6 +4,30 @@
 //! token in listings and revocations; the secret is stored only as its SHA-256
 //! ([`JoinTokenRecord::secret_sha256`]). Id and secret are lowercase base32, so `-` only
 //! ever separates fields.
+//!
+//! ```rust
+//! use std::time::{Duration, SystemTime};
+//!
+//! use cloudless_net::identity::{ClusterCa, JoinToken, TokenRole};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let ca = ClusterCa::init("home", SystemTime::now())?;
+//! let token = JoinToken::generate(ca.digest())?;
+//! // Stored: the hash of the secret only, with its role, expiry and use limit.
+//! let record = token.record(TokenRole::Agent, 1_000, Duration::from_secs(3600), Some(1));
+//! assert_eq!(record.secret_sha256, token.secret_sha256());
+//! assert_eq!(record.expires_at_ms, 3_601_000);
+//!
+//! // Shown once to the operator, pasted on the joining node, which pins the CA from it.
+//! let text = token.reveal();
+//! assert!(text.starts_with("CLD1-"));
+//! let parsed = JoinToken::parse(&text)?;
+//! assert_eq!((parsed.id(), parsed.ca_digest()), (token.id(), ca.digest()));
+//! assert!(!format!("{parsed:?}").contains(text.rsplit('-').next().unwrap_or("?")));
+//! assert!(JoinToken::parse("CLD1-not-a-token").is_err());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::time::Duration;
