@@ -9,6 +9,19 @@ use crate::profile::{Compaction, Timeouts};
 use crate::store::DEFAULT_RETAINED_CHANGES;
 
 /// Settings of one raft member.
+///
+/// ```rust
+/// use std::time::Duration;
+///
+/// use cloudless_core::ids::NodeId;
+/// use cloudless_store::{RaftConsensusConfig, Timeouts};
+///
+/// // A coordinator across a WAN: slower heartbeats and elections than on a LAN.
+/// let config = RaftConsensusConfig::new(NodeId(2), "home", "/var/lib/cloudless/raft")
+///     .with_timeouts(Timeouts::wan())
+///     .with_propose_timeout(Duration::from_secs(10));
+/// assert_eq!(config.timeouts, Timeouts::wan());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftConsensusConfig {
     /// This member's node id (also its raft id).
