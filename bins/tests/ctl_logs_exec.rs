@@ -265,6 +265,14 @@ fn cloudlessctl_reads_logs_follows_them_and_execs_in_a_real_replica() {
     assert!(logs.ends_with("one\ntwo\n"), "{logs:?}");
     let out = ctl(&config, &["workload", "logs", "talker", "--tail", "1"]);
     assert_eq!(text(&out.stdout), "two\n", "{}", text(&out.stderr));
+    let out = ctl(&config, &["workload", "logs", "talker", "--prefix"]);
+    let prefixed = text(&out.stdout);
+    let lines: Vec<&str> = prefixed.lines().collect();
+    assert_eq!(lines.len(), 2, "{prefixed:?}");
+    assert!(
+        lines[0].starts_with("[r") && lines[0].ends_with("] one") && lines[1].ends_with("] two"),
+        "{prefixed:?}"
+    );
     let offset = logs.len() - "two\n".len();
     let out = ctl(
         &config,

@@ -256,6 +256,9 @@ pub(crate) enum WorkloadCommand {
         /// Start at this byte offset of each replica's log (resume an earlier read).
         #[arg(long, value_name = "BYTES")]
         from_offset: Option<u64>,
+        /// Start every line with `[r<replica>] ` (useful when several replicas interleave).
+        #[arg(long)]
+        prefix: bool,
     },
     /// Run a command in a replica's container.
     #[command(after_help = "Example:\n  cloudlessctl workload exec web -- cat /etc/hostname")]

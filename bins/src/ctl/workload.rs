@@ -314,6 +314,7 @@ pub(crate) async fn run(g: &GlobalArgs, c: WorkloadCommand) -> CtlResult<u8> {
             replica,
             tail,
             from_offset,
+            prefix,
         } => {
             let req = pb::LogsRequest {
                 workload: Some(pb::WorkloadRef {
@@ -325,7 +326,7 @@ pub(crate) async fn run(g: &GlobalArgs, c: WorkloadCommand) -> CtlResult<u8> {
                 tail_lines: tail.unwrap_or(0),
                 from_offset: from_offset.unwrap_or(0),
             };
-            logs(&client, &ns, &name, req).await?;
+            logs(&client, &ns, &name, req, prefix).await?;
         }
         WorkloadCommand::Exec {
             name,
@@ -399,27 +400,54 @@ async fn rollout(g: &GlobalArgs, client: &Client, ns: &str, r: RolloutCommand) -
     Ok(())
 }
 
-async fn logs(client: &Client, ns: &str, name: &str, req: pb::LogsRequest) -> CtlResult {
+async fn logs(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    req: pb::LogsRequest,
+    prefix: bool,
+) -> CtlResult {
     let what = format!("logs of workload {ns}/{name}");
     let mut stream = client
         .logs(req)
         .await
         .map_err(|e| CtlError::api(&what, &e))?;
+    // With --prefix: each replica's unfinished line, until its newline arrives.
+    let mut partial: std::collections::BTreeMap<u64, Vec<u8>> = Default::default();
+    let mut out = std::io::stdout();
     loop {
-        match stream.message().await {
-            Ok(Some(chunk)) => {
-                let r = if chunk.stream == "stderr" {
-                    std::io::stderr().write_all(&chunk.data)
-                } else {
-                    std::io::stdout().write_all(&chunk.data)
-                };
-                if r.is_err() {
-                    // The reader went away (e.g. `| head`): stop quietly.
-                    return Ok(());
-                }
-            }
-            Ok(None) => return Ok(()),
+        let chunk = match stream.message().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
             Err(s) => return Err(CtlError::api(&what, &s.into())),
+        };
+        let r = if prefix {
+            let buf = partial.entry(chunk.replica).or_default();
+            buf.extend_from_slice(&chunk.data);
+            let mut text = Vec::new();
+            while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                text.extend_from_slice(format!("[r{}] ", chunk.replica).as_bytes());
+                text.extend(buf.drain(..=i));
+            }
+            out.write_all(&text)
+        } else if chunk.stream == "stderr" {
+            std::io::stderr().write_all(&chunk.data)
+        } else {
+            out.write_all(&chunk.data)
+        };
+        // Followed bytes show at once, not when a buffer fills.
+        if r.and_then(|()| out.flush()).is_err() {
+            // The reader went away (e.g. `| head`): stop quietly.
+            return Ok(());
         }
     }
+    for (replica, rest) in partial {
+        if !rest.is_empty() {
+            let _ = out.write_all(format!("[r{replica}] ").as_bytes());
+            let _ = out.write_all(&rest);
+            let _ = out.write_all(b"\n");
+        }
+    }
+    let _ = out.flush();
+    Ok(())
 }
