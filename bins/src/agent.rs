@@ -15,7 +15,7 @@
 //! oci-archive:`); `run` imports each into the agent's containerd namespace before the agent
 //! starts (idempotent: an image already there is kept), so workloads can name them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +32,10 @@ use cloudless_net::identity::NodeCredentials;
 use cloudless_net::identity::renewal_driver::{RenewalConfig, RenewalDriver};
 use cloudless_net::identity::write_private;
 use cloudless_net::quic::{QuicConfig, QuicTransport};
-use cloudless_runtime::containerd::BridgeNetwork;
+use cloudless_runtime::containerd::disk_gc::DEFAULT_CONTAINERD_ROOT;
+use cloudless_runtime::containerd::{
+    BridgeNetwork, DiskGcPolicy, ImageGc, LogLimit, Statvfs, Watermark, load_agent_registries,
+};
 use cloudless_runtime::process::{ProcessConfig, ProcessRuntime};
 use cloudless_runtime::{ChainRuntime, ContainerdConfig, ContainerdRuntime};
 use serde::{Deserialize, Serialize};
@@ -96,6 +99,128 @@ pub struct AgentFile {
     /// cgroup (v2, relative to the root) the agent's containers go under (default
     /// `cloudless-agent-<name>`): containerd ones as `<parent>/<namespace>/<id>`.
     pub cgroup_parent: Option<String>,
+    /// Path of the capped container log writer (containerd runtime).
+    pub container_logger: Option<PathBuf>,
+    /// Bytes of log kept per container on the containerd runtime (0: uncapped; default
+    /// [`DEFAULT_LOG_MAX_BYTES`]).
+    pub log_max_bytes: Option<u64>,
+    /// Image garbage collection under disk pressure (containerd runtime).
+    pub image_gc: Option<ImageGcFile>,
+}
+
+/// `image_gc:` in the agent's config file. Free space is measured on the filesystem holding
+/// `path`; below the low watermark (`low_percent` of the filesystem or `low_bytes`, whichever
+/// is smaller) unused images are removed until free space reaches the high one.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageGcFile {
+    /// `false` turns the collector off (default on with the containerd runtime).
+    pub enabled: Option<bool>,
+    /// A path on the filesystem holding containerd's content (default `/var/lib/containerd`,
+    /// or the agent's data dir when that does not exist).
+    pub path: Option<PathBuf>,
+    /// Low watermark, percent of the filesystem (default 10).
+    pub low_percent: Option<u8>,
+    /// Low watermark, bytes (default 1 GiB).
+    pub low_bytes: Option<u64>,
+    /// High watermark, percent (default 15).
+    pub high_percent: Option<u8>,
+    /// High watermark, bytes (default 2 GiB).
+    pub high_bytes: Option<u64>,
+    /// Seconds between checks (default 60).
+    pub period_secs: Option<u64>,
+}
+
+/// Default bytes of log kept per container (containerd runtime).
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 << 20;
+/// Smallest accepted `log_max_bytes` other than 0.
+pub const MIN_LOG_MAX_BYTES: u64 = 16 << 10;
+/// Default seconds between image GC checks.
+pub const DEFAULT_IMAGE_GC_PERIOD_SECS: u64 = 60;
+/// Name of the container log writer next to the agent.
+pub const LOGGER_NAME: &str = "cloudless-agent-logger";
+
+/// Resolved image GC settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageGcSettings {
+    /// Filesystem measured (any path on it).
+    pub path: PathBuf,
+    /// Whether `path` was given (an unusable given path is an error; the default falls back
+    /// to the data dir).
+    pub path_given: bool,
+    /// Watermarks.
+    pub policy: DiskGcPolicy,
+    /// Time between checks.
+    pub period: Duration,
+}
+
+impl ImageGcFile {
+    /// Validates and fills in defaults; `None` when disabled. Errors name the key.
+    pub fn resolve(self) -> Result<Option<ImageGcSettings>, ConfigError> {
+        if self.enabled == Some(false) {
+            return Ok(None);
+        }
+        let d = DiskGcPolicy::default();
+        let pct = |key: &'static str, v: Option<u8>, default: u8| match v {
+            Some(p) if p > 100 => Err(ConfigError::invalid(
+                key,
+                format!("{p} is not a percentage (0-100)"),
+            )),
+            Some(p) => Ok(p),
+            None => Ok(default),
+        };
+        let policy = DiskGcPolicy {
+            low: Watermark {
+                percent: pct("image_gc.low_percent", self.low_percent, d.low.percent)?,
+                bytes: self.low_bytes.unwrap_or(d.low.bytes),
+            },
+            high: Watermark {
+                percent: pct("image_gc.high_percent", self.high_percent, d.high.percent)?,
+                bytes: self.high_bytes.unwrap_or(d.high.bytes),
+            },
+        };
+        if policy.high.percent < policy.low.percent {
+            return Err(ConfigError::invalid(
+                "image_gc.high_percent",
+                format!(
+                    "{} is below image_gc.low_percent {}",
+                    policy.high.percent, policy.low.percent
+                ),
+            ));
+        }
+        if policy.high.bytes < policy.low.bytes {
+            return Err(ConfigError::invalid(
+                "image_gc.high_bytes",
+                format!(
+                    "{} is below image_gc.low_bytes {}",
+                    policy.high.bytes, policy.low.bytes
+                ),
+            ));
+        }
+        policy
+            .validate()
+            .map_err(|e| ConfigError::invalid("image_gc", e))?;
+        let period_secs = self.period_secs.unwrap_or(DEFAULT_IMAGE_GC_PERIOD_SECS);
+        if period_secs == 0 || period_secs > 86_400 {
+            return Err(ConfigError::invalid(
+                "image_gc.period_secs",
+                format!("{period_secs} is not 1..=86400 seconds"),
+            ));
+        }
+        let path_given = self.path.is_some();
+        let path = match self.path {
+            Some(p) => std::path::absolute(&p).map_err(|e| {
+                ConfigError::invalid("image_gc.path", format!("{}: {e}", p.display()))
+            })?,
+            None => PathBuf::from(DEFAULT_CONTAINERD_ROOT),
+        };
+        Ok(Some(ImageGcSettings {
+            path,
+            path_given,
+            policy,
+            period: Duration::from_secs(period_secs),
+        }))
+    }
 }
 
 /// Flags (and env through clap); `None`: not given.
@@ -131,6 +256,10 @@ pub struct AgentFlags {
     pub listen: Option<String>,
     /// `--process-shim`.
     pub process_shim: Option<PathBuf>,
+    /// `--container-logger`.
+    pub container_logger: Option<PathBuf>,
+    /// `--log-max-bytes`.
+    pub log_max_bytes: Option<u64>,
 }
 
 /// Resolved agent settings.
@@ -168,6 +297,12 @@ pub struct AgentSettings {
     pub images: Vec<PathBuf>,
     /// cgroup parent of the containers, relative, without leading `/`.
     pub cgroup_parent: String,
+    /// Container log writer override.
+    pub container_logger: Option<PathBuf>,
+    /// Bytes of log kept per container (0: uncapped).
+    pub log_max_bytes: u64,
+    /// Image GC (containerd runtime; `None`: off).
+    pub image_gc: Option<ImageGcSettings>,
 }
 
 impl AgentSettings {
@@ -283,6 +418,30 @@ impl AgentSettings {
                 rel.to_owned()
             }
         };
+        let log_max_bytes = config::pick(
+            flags.log_max_bytes,
+            file.log_max_bytes,
+            DEFAULT_LOG_MAX_BYTES,
+        );
+        if log_max_bytes != 0 && log_max_bytes < MIN_LOG_MAX_BYTES {
+            return Err(ConfigError::invalid(
+                "log_max_bytes",
+                format!(
+                    "{log_max_bytes} is below the minimum of {MIN_LOG_MAX_BYTES} bytes \
+                     (0 keeps logs uncapped)"
+                ),
+            ));
+        }
+        let image_gc = match (runtime, file.image_gc) {
+            (RuntimeKind::Containerd, gc) => gc.unwrap_or_default().resolve()?,
+            (RuntimeKind::Process, Some(gc)) if gc.enabled != Some(false) => {
+                return Err(ConfigError::invalid(
+                    "image_gc",
+                    "image garbage collection needs runtime: containerd",
+                ));
+            }
+            (RuntimeKind::Process, _) => None,
+        };
         let listen_s = config::pick(flags.listen, file.listen, "0.0.0.0:0".into());
         let listen = listen_s.parse().map_err(|e| {
             ConfigError::invalid("listen", format!("{listen_s:?} is not ip:port: {e}"))
@@ -304,6 +463,9 @@ impl AgentSettings {
             process_shim: config::pick_opt(flags.process_shim, file.process_shim),
             images,
             cgroup_parent,
+            container_logger: config::pick_opt(flags.container_logger, file.container_logger),
+            log_max_bytes,
+            image_gc,
         })
     }
 }
@@ -421,6 +583,8 @@ pub struct RunningAgent {
     fabric: Option<FabricHandle>,
     transport: Arc<QuicTransport>,
     _renewal: Option<RenewalDriver>,
+    image_gc: Option<tokio::task::JoinHandle<()>>,
+    cgroup_parent: String,
     /// The agent's identity.
     pub identity: cloudless_core::transport::PeerIdentity,
 }
@@ -428,30 +592,126 @@ pub struct RunningAgent {
 impl RunningAgent {
     /// Stops the agent (its containers keep running; the next start adopts them).
     pub async fn shutdown(mut self) {
+        if let Some(gc) = self.image_gc.take() {
+            gc.abort();
+        }
         if let Some(f) = self.fabric.take() {
             f.shutdown().await;
         }
         self.transport.close();
+        let removed = cgroups::remove_empty(Path::new(cgroups::CGROUP_ROOT), &self.cgroup_parent);
+        if removed > 0 {
+            tracing::info!(
+                parent = %self.cgroup_parent,
+                removed,
+                "removed the agent's empty cgroups"
+            );
+        }
     }
 }
 
-fn shim_path(s: &AgentSettings) -> Result<PathBuf> {
-    if let Some(p) = &s.process_shim {
-        return std::path::absolute(p).map_err(|e| anyhow!("process_shim: {e}"));
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        if let Some(gc) = self.image_gc.take() {
+            gc.abort();
+        }
+    }
+}
+
+/// Finds a helper binary: the configured path, else one of `names` next to the agent's
+/// executable, else `fallback`.
+fn helper_path(given: Option<&Path>, key: &str, names: &[&str], fallback: &str) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return std::path::absolute(p).map_err(|e| anyhow!("{key}: {e}"));
     }
     let exe = std::env::current_exe().context("locating the agent executable")?;
     let dir = exe
         .parent()
         .ok_or_else(|| anyhow!("the agent executable has no directory"))?;
-    for name in [SHIM_NAME, "cloudless-process-shim"] {
+    for name in names {
         let p = dir.join(name);
         if p.is_file() {
             return Ok(p);
         }
     }
-    Ok(PathBuf::from(
+    Ok(PathBuf::from(fallback))
+}
+
+/// The log cap of containerd containers: `None` when `log_max_bytes` is 0; an error naming
+/// `container_logger` when the logger binary is nowhere.
+fn log_limit(s: &AgentSettings) -> Result<Option<LogLimit>> {
+    if s.log_max_bytes == 0 {
+        return Ok(None);
+    }
+    let logger = helper_path(
+        s.container_logger.as_deref(),
+        "container_logger",
+        &[LOGGER_NAME, "cloudless-logger"],
+        "/usr/libexec/cloudless/cloudless-logger",
+    )?;
+    if !logger.is_file() {
+        bail!(
+            "container_logger: {} does not exist (install {LOGGER_NAME} next to the agent, \
+             give --container-logger, or set log_max_bytes: 0 for uncapped logs)",
+            logger.display()
+        );
+    }
+    Ok(Some(LogLimit {
+        logger,
+        max_bytes: s.log_max_bytes,
+    }))
+}
+
+/// Starts the image collector of `rt`, keeping what `keep` names; `None` when off. A given
+/// path that cannot be measured is an error; the default falls back to the data dir.
+fn start_image_gc<K>(
+    s: &AgentSettings,
+    rt: ContainerdRuntime,
+    keep: K,
+) -> Result<Option<tokio::task::JoinHandle<()>>>
+where
+    K: Fn() -> BTreeSet<String> + Send + Sync + 'static,
+{
+    use cloudless_runtime::containerd::FreeSpace;
+    let Some(gc) = &s.image_gc else {
+        return Ok(None);
+    };
+    let mut space = Statvfs(gc.path.clone());
+    if let Err(e) = space.usage() {
+        if gc.path_given {
+            bail!("image_gc.path: measuring {}: {e}", gc.path.display());
+        }
+        tracing::info!(
+            default = %gc.path.display(),
+            data_dir = %s.data_dir.display(),
+            "image GC: {e}; measuring the agent's data dir instead"
+        );
+        space = Statvfs(s.data_dir.clone());
+        space
+            .usage()
+            .map_err(|e| anyhow!("image_gc.path: measuring {}: {e}", s.data_dir.display()))?;
+    }
+    tracing::info!(
+        path = %space.0.display(),
+        low_percent = gc.policy.low.percent,
+        low_bytes = gc.policy.low.bytes,
+        high_percent = gc.policy.high.percent,
+        high_bytes = gc.policy.high.bytes,
+        period_s = gc.period.as_secs(),
+        "image GC on"
+    );
+    let collector =
+        ImageGc::new(rt, gc.policy, Arc::new(space)).map_err(|e| anyhow!("image_gc: {e}"))?;
+    Ok(Some(collector.spawn(gc.period, keep)))
+}
+
+fn shim_path(s: &AgentSettings) -> Result<PathBuf> {
+    helper_path(
+        s.process_shim.as_deref(),
+        "process_shim",
+        &[SHIM_NAME, "cloudless-process-shim"],
         "/usr/libexec/cloudless/cloudless-process-shim",
-    ))
+    )
 }
 
 async fn process_runtime(s: &AgentSettings) -> Result<ProcessRuntime> {
@@ -463,9 +723,10 @@ async fn process_runtime(s: &AgentSettings) -> Result<ProcessRuntime> {
         .map_err(|e| anyhow!("process runtime: {e}"))
 }
 
-async fn runtime(s: &AgentSettings) -> Result<Arc<dyn Runtime>> {
+/// The agent's runtime, and the containerd one on its own (for the image collector).
+async fn runtime(s: &AgentSettings) -> Result<(Arc<dyn Runtime>, Option<ContainerdRuntime>)> {
     match s.runtime {
-        RuntimeKind::Process => Ok(Arc::new(process_runtime(s).await?)),
+        RuntimeKind::Process => Ok((Arc::new(process_runtime(s).await?), None)),
         RuntimeKind::Containerd => {
             let socket = s
                 .containerd_socket
@@ -477,15 +738,27 @@ async fn runtime(s: &AgentSettings) -> Result<Arc<dyn Runtime>> {
             if let Some(subnet) = &s.subnet {
                 cfg.bridge = Some(BridgeNetwork::new(&s.bridge, subnet));
             }
+            cfg.registries =
+                load_agent_registries(&s.data_dir).map_err(|e| anyhow!("registries: {e}"))?;
+            if !cfg.registries.is_empty() {
+                tracing::info!(
+                    registries = ?cfg.registries.keys().collect::<Vec<_>>(),
+                    "registry settings loaded"
+                );
+            }
+            cfg.log_limit = log_limit(s)?;
             let c = ContainerdRuntime::connect(cfg).await.with_context(|| {
                 format!("containerd_socket: connecting to {}", socket.display())
             })?;
             import_images(&c, &s.images, &s.namespace).await?;
             match process_runtime(s).await {
-                Ok(p) => Ok(Arc::new(ChainRuntime::new(vec![Arc::new(c), Arc::new(p)]))),
+                Ok(p) => Ok((
+                    Arc::new(ChainRuntime::new(vec![Arc::new(c.clone()), Arc::new(p)])),
+                    Some(c),
+                )),
                 Err(e) => {
                     tracing::info!("process runtime fallback unavailable: {e:#}");
-                    Ok(Arc::new(c))
+                    Ok((Arc::new(c.clone()), Some(c)))
                 }
             }
         }
@@ -562,7 +835,7 @@ pub async fn run(s: &AgentSettings, token: Option<String>) -> Result<RunningAgen
         );
     }
     save_known(&s.data_dir, &known)?;
-    let rt = match runtime(s).await {
+    let (rt, containerd) = match runtime(s).await {
         Ok(r) => r,
         Err(e) => {
             transport.close();
@@ -608,11 +881,26 @@ pub async fn run(s: &AgentSettings, token: Option<String>) -> Result<RunningAgen
             )
         })
     });
+    let image_gc = match (containerd, fabric.agent().map(|a| a.watch())) {
+        (Some(c), Some(assignments)) => {
+            match start_image_gc(s, c, move || assignments.borrow().images.clone()) {
+                Ok(gc) => gc,
+                Err(e) => {
+                    fabric.shutdown().await;
+                    transport.close();
+                    return Err(e);
+                }
+            }
+        }
+        _ => None,
+    };
     Ok(RunningAgent {
         fabric: Some(fabric),
         identity: creds.identity().clone(),
         transport,
         _renewal: renewal,
+        image_gc,
+        cgroup_parent: s.cgroup_parent.clone(),
     })
 }
 
@@ -692,5 +980,172 @@ mod tests {
         std::fs::write(&file, "runtime: process\ncgroup_parent: demo/../x\n").unwrap();
         let e = AgentSettings::resolve(flags).unwrap_err();
         assert!(e.to_string().starts_with("cgroup_parent:"), "{e}");
+    }
+
+    #[test]
+    fn log_cap_and_image_gc_are_validated_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.yaml");
+        let flags = AgentFlags {
+            config: Some(file.clone()),
+            data_dir: Some(dir.path().join("d")),
+            ..AgentFlags::default()
+        };
+        let resolve = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            AgentSettings::resolve(flags.clone())
+        };
+        let s = resolve("containerd_socket: /run/c.sock\n").unwrap();
+        assert_eq!(s.log_max_bytes, DEFAULT_LOG_MAX_BYTES);
+        let gc = s.image_gc.unwrap();
+        assert_eq!(gc.policy, DiskGcPolicy::default());
+        assert_eq!(gc.path, PathBuf::from(DEFAULT_CONTAINERD_ROOT));
+        assert!(!gc.path_given);
+        assert_eq!(gc.period, Duration::from_secs(DEFAULT_IMAGE_GC_PERIOD_SECS));
+        let s = resolve(
+            "containerd_socket: /run/c.sock\nlog_max_bytes: 65536\nimage_gc:\n  path: /srv/ctrd\n  \
+             low_percent: 5\n  low_bytes: 100\n  high_percent: 7\n  high_bytes: 200\n  \
+             period_secs: 30\n",
+        )
+        .unwrap();
+        assert_eq!(s.log_max_bytes, 65536);
+        let gc = s.image_gc.unwrap();
+        assert_eq!(
+            (gc.policy.low, gc.policy.high),
+            (
+                Watermark {
+                    percent: 5,
+                    bytes: 100
+                },
+                Watermark {
+                    percent: 7,
+                    bytes: 200
+                }
+            )
+        );
+        assert!(gc.path_given && gc.path == Path::new("/srv/ctrd"));
+        assert_eq!(gc.period, Duration::from_secs(30));
+        let off = resolve(
+            "containerd_socket: /run/c.sock\nlog_max_bytes: 0\nimage_gc: {enabled: false}\n",
+        )
+        .unwrap();
+        assert_eq!((off.log_max_bytes, off.image_gc), (0, None));
+        for (text, key) in [
+            ("log_max_bytes: 100\n", "log_max_bytes:"),
+            ("image_gc: {low_percent: 101}\n", "image_gc.low_percent:"),
+            (
+                "image_gc: {low_percent: 20, high_percent: 10}\n",
+                "image_gc.high_percent:",
+            ),
+            (
+                "image_gc: {low_bytes: 20, high_bytes: 10}\n",
+                "image_gc.high_bytes:",
+            ),
+            ("image_gc: {period_secs: 0}\n", "image_gc.period_secs:"),
+            ("image_gc: {low_watermark: 3}\n", "low_watermark"),
+        ] {
+            let e = resolve(&format!("containerd_socket: /run/c.sock\n{text}")).unwrap_err();
+            assert!(e.to_string().contains(key), "{text}: {e}");
+        }
+        let e = resolve("runtime: process\nimage_gc: {low_percent: 5}\n").unwrap_err();
+        assert!(e.to_string().starts_with("image_gc:"), "{e}");
+        assert!(
+            resolve("runtime: process\n").unwrap().image_gc.is_none(),
+            "no image GC without containerd"
+        );
+    }
+}
+
+/// Removal of the agent's empty cgroups when it stops. Only empty directories go: the kernel
+/// refuses `rmdir` of a cgroup with processes or children, so running workloads keep theirs.
+pub mod cgroups {
+    use std::path::Path;
+
+    /// Where cgroup hierarchies are mounted.
+    pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+    /// Deepest nesting walked below the parent (`<parent>/<namespace>/<id>` is two levels).
+    const MAX_DEPTH: usize = 8;
+
+    /// Removes the empty cgroups at and below `parent` (relative) in every hierarchy under
+    /// `root` (cgroup v2: `root` itself; v1: each controller directory, symlinked aliases
+    /// skipped). Returns how many directories were removed; errors (busy, missing) are skipped.
+    pub fn remove_empty(root: &Path, parent: &str) -> usize {
+        let rel = parent.trim_start_matches('/');
+        if rel.is_empty()
+            || rel
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == "..")
+        {
+            return 0;
+        }
+        let hierarchies: Vec<std::path::PathBuf> = if root.join("cgroup.controllers").is_file() {
+            vec![root.to_owned()]
+        } else {
+            match std::fs::read_dir(root) {
+                Ok(entries) => entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path())
+                    .collect(),
+                Err(_) => return 0,
+            }
+        };
+        hierarchies
+            .iter()
+            .map(|h| remove_tree(&h.join(rel), 0))
+            .sum()
+    }
+
+    fn remove_tree(dir: &Path, depth: usize) -> usize {
+        let Ok(meta) = std::fs::symlink_metadata(dir) else {
+            return 0;
+        };
+        if !meta.is_dir() || depth > MAX_DEPTH {
+            return 0;
+        }
+        let mut removed = 0;
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.filter_map(Result::ok) {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    removed += remove_tree(&e.path(), depth + 1);
+                }
+            }
+        }
+        if std::fs::remove_dir(dir).is_ok() {
+            removed += 1;
+        }
+        removed
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #![allow(clippy::unwrap_used)]
+        use super::*;
+
+        #[test]
+        fn only_empty_directories_under_the_parent_go() {
+            // A fake v1 layout on an ordinary filesystem: `rmdir` refuses non-empty
+            // directories just as cgroupfs refuses busy cgroups.
+            let root = tempfile::tempdir().unwrap();
+            for h in ["memory", "pids"] {
+                std::fs::create_dir_all(root.path().join(h).join("agent-a/ns/c1")).unwrap();
+                std::fs::create_dir_all(root.path().join(h).join("other")).unwrap();
+            }
+            // A "running" container: its directory is not empty.
+            std::fs::write(root.path().join("pids/agent-a/ns/c1/tasks"), "1\n").unwrap();
+            std::os::unix::fs::symlink(
+                root.path().join("memory"),
+                root.path().join("memory-alias"),
+            )
+            .unwrap();
+            assert_eq!(remove_empty(root.path(), "../x"), 0);
+            let removed = remove_empty(root.path(), "/agent-a");
+            assert_eq!(removed, 3, "memory: c1, ns, agent-a");
+            assert!(!root.path().join("memory/agent-a").exists());
+            assert!(root.path().join("pids/agent-a/ns/c1/tasks").exists());
+            assert!(root.path().join("memory/other").exists());
+            assert!(root.path().join("pids/other").exists());
+        }
     }
 }

@@ -416,6 +416,13 @@ pub struct AgentArgs {
     /// Path of the process runtime shim (default: next to this executable).
     #[arg(long, env = "CLOUDLESS_PROCESS_SHIM")]
     process_shim: Option<PathBuf>,
+    /// Path of the capped container log writer (default: `cloudless-agent-logger` next to this
+    /// executable).
+    #[arg(long, env = "CLOUDLESS_CONTAINER_LOGGER")]
+    container_logger: Option<PathBuf>,
+    /// Bytes of log kept per container on the containerd runtime (0: uncapped).
+    #[arg(long, env = "CLOUDLESS_LOG_MAX_BYTES")]
+    log_max_bytes: Option<u64>,
 }
 
 impl AgentArgs {
@@ -436,6 +443,8 @@ impl AgentArgs {
             bridge: self.bridge,
             listen: self.listen,
             process_shim: self.process_shim,
+            container_logger: self.container_logger,
+            log_max_bytes: self.log_max_bytes,
         }
     }
 }

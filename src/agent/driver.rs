@@ -65,6 +65,15 @@ fn desired_of(set: &AssignmentSet) -> Vec<DesiredReplica> {
         .collect()
 }
 
+/// The images of a set's live replicas.
+fn images_of(set: &AssignmentSet) -> std::collections::BTreeSet<String> {
+    set.replicas
+        .iter()
+        .filter(|a| !a.replica.phase.is_terminal())
+        .map(|a| a.spec.image.clone())
+        .collect()
+}
+
 fn to_report(s: &ReplicaStatus) -> ReplicaReport {
     ReplicaReport {
         replica: s.replica,
@@ -110,7 +119,15 @@ impl Driver {
             .map_err(|e| runtime_err(&*deps.runtime, &e))?;
         supervisor.observe(0, &list);
         let revision = state.assignments.as_ref().map(|a| a.revision);
-        snapshot.send_modify(|s| s.assignments_revision = revision);
+        let images = state
+            .assignments
+            .as_ref()
+            .map(images_of)
+            .unwrap_or_default();
+        snapshot.send_modify(|s| {
+            s.assignments_revision = revision;
+            s.images = images;
+        });
         Ok(Self {
             config,
             deps,
@@ -195,9 +212,11 @@ impl Driver {
         let now = self.now();
         self.supervisor.set_desired(now, desired);
         let revision = set.revision;
+        let images = images_of(&set);
         self.state.assignments = Some(set);
         self.snapshot.send_modify(|s| {
             s.assignments_revision = Some(revision);
+            s.images = images;
             s.replicas.retain(|r, _| keep.contains(r));
         });
         self.save();

@@ -95,6 +95,8 @@ pub struct AgentSnapshot {
     pub unsent_reports: usize,
     /// Heartbeats acknowledged so far.
     pub heartbeats_acked: u64,
+    /// Images the current assignments run (an image collector keeps them).
+    pub images: std::collections::BTreeSet<String>,
 }
 
 /// The agent.

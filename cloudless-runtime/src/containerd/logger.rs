@@ -127,6 +127,26 @@ pub(crate) fn wait_unlocked(file: &Path, patience: std::time::Duration) {
     }
 }
 
+/// The logger's `main`: parses `args` (without the program name), runs, and maps errors to an
+/// exit code (2: bad arguments), printing them prefixed with `program`. For binaries that
+/// ship the logger under another name (e.g. next to an agent).
+pub fn logger_main(program: &str, args: &[String]) -> std::process::ExitCode {
+    let parsed = match LoggerArgs::parse(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(&parsed) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
