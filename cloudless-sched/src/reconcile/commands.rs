@@ -14,6 +14,58 @@ use super::ReconcileAction;
 /// a replica that `state` no longer holds, or that is already stopping or finished, and an
 /// unassign of a replica already gone, are skipped too (the action was computed from an older state; the next round decides again), so the
 /// commands are never rejected as stale.
+///
+/// ```rust
+/// use cloudless_core::ids::NodeName;
+/// use cloudless_core::node::{Liveness, NodeReport, Platform};
+/// use cloudless_core::replica::ReplicaPhase;
+/// use cloudless_core::resources::Resources;
+/// use cloudless_core::state::{Assignment, ClusterState, Command, CommandEnvelope, apply};
+/// use cloudless_core::workload::WorkloadSpec;
+/// use cloudless_sched::reconcile::{ReconcileAction, StopReason, reconcile, to_commands};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut state = ClusterState::new();
+/// let run = |state: &mut ClusterState, command| apply(state, &CommandEnvelope::new(1_000, command));
+/// let size = Resources { cpu_millis: 1_000, memory_mib: 1_024, ..Resources::ZERO };
+/// let report = NodeReport {
+///     platform: Platform::linux_amd64(),
+///     region: String::new(),
+///     zone: String::new(),
+///     labels: Default::default(),
+///     capacity: size,
+///     allocatable: size,
+///     power: Default::default(),
+///     reliability: Default::default(),
+/// };
+/// run(&mut state, Command::RegisterNode { name: NodeName::new("pi")?, report })?;
+/// let node = *state.nodes.keys().next().ok_or("no node")?;
+/// run(&mut state, Command::SetLiveness { changes: vec![(node, Liveness::Ready)] })?;
+/// let create = Command::CreateWorkload {
+///     namespace: "default".into(),
+///     name: "web".into(),
+///     labels: Default::default(),
+///     spec: WorkloadSpec::new("nginx:1.27"),
+/// };
+/// run(&mut state, create)?;
+/// let web = state.workload_by_name("default", "web").ok_or("no workload")?;
+/// let (workload, generation) = (web.id, web.generation);
+/// let assignments = vec![Assignment { node, resources: Resources::ZERO }];
+/// run(&mut state, Command::AssignReplicas { workload, generation, assignments })?;
+///
+/// // Scaled to zero: the reconciler stops the surplus replica ...
+/// run(&mut state, Command::ScaleWorkload { workload, replicas: 0 })?;
+/// let actions = reconcile(&state).actions;
+/// assert!(matches!(actions[..], [ReconcileAction::Stop { reason: StopReason::ScaleDown { desired: 0, .. }, .. }]));
+///
+/// // ... as commands the driver proposes.
+/// for command in to_commands(&state, &actions) {
+///     run(&mut state, command)?;
+/// }
+/// assert!(state.replicas.values().all(|r| r.phase == ReplicaPhase::Stopping));
+/// # Ok(())
+/// # }
+/// ```
 pub fn to_commands(state: &ClusterState, actions: &[ReconcileAction]) -> Vec<Command> {
     let mut commands = Vec::new();
     let mut unassign: Vec<ReplicaId> = Vec::new();
