@@ -233,6 +233,53 @@ async fn iptables(verb: &str, rule: &[String]) -> Result<(bool, String), Runtime
     ))
 }
 
+/// The `-D` arguments of rules in `listing` (`iptables -t nat -S POSTROUTING`) that masquerade
+/// `address` for an owner other than `owner`: left by a container that vanished without its
+/// `DEL` (killed with the agent away), now that host-local handed the address out again.
+fn stale_rules(listing: &str, address: &str, owner: &str) -> Vec<Vec<String>> {
+    let source = format!("-s {address}/32 ");
+    let ours = format!("--comment \"cloudless {owner}\" ");
+    listing
+        .lines()
+        .filter(|l| {
+            l.starts_with("-A POSTROUTING ")
+                && l.contains(&source)
+                && l.contains("--comment \"cloudless ")
+                && !l.contains(&ours)
+                && l.ends_with("-j MASQUERADE")
+        })
+        .filter_map(|l| {
+            // `-A POSTROUTING -s a/32 ! -d net -m comment --comment "cloudless x" -j MASQUERADE`
+            let (head, rest) = l.strip_prefix("-A ")?.split_once("--comment \"")?;
+            let (comment, tail) = rest.split_once('"')?;
+            let mut args: Vec<String> = head.split_whitespace().map(str::to_owned).collect();
+            args.push("--comment".to_owned());
+            args.push(comment.to_owned());
+            args.extend(tail.split_whitespace().map(str::to_owned));
+            Some(args)
+        })
+        .collect()
+}
+
+/// Deletes stale rules for `address` (see [`stale_rules`]); best effort.
+async fn delete_stale_masquerade(address: &str, owner: &str) {
+    let Ok(out) = tokio::process::Command::new("iptables")
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .args(["-w", "5", "-t", "nat", "-S", "POSTROUTING"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+    else {
+        return;
+    };
+    for rule in stale_rules(&String::from_utf8_lossy(&out.stdout), address, owner) {
+        let _ = iptables("-D", &rule).await;
+    }
+}
+
 /// Adds the container's outbound NAT rule unless it is there.
 async fn add_masquerade(rule: &[String]) -> Result<(), RuntimeError> {
     if iptables("-C", rule).await?.0 {
@@ -331,6 +378,7 @@ pub(crate) async fn attach_or_detach(
             .await
             .map_err(|s| status_error(s, "container update"))?;
         if net.outbound_nat {
+            delete_stale_masquerade(&address, cni_id).await;
             add_masquerade(&net.masquerade_rule(&address, cni_id)).await?;
         }
         if !ports.is_empty() {
@@ -480,6 +528,22 @@ mod tests {
         assert_eq!(pm["runtimeConfig"]["portMappings"][1]["protocol"], "udp");
         assert_eq!(pm["runtimeConfig"]["portMappings"][0]["hostPort"], 8080);
         assert_eq!(pm["prevResult"]["ips"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn stale_rules_for_a_reused_address() {
+        let listing = "-P POSTROUTING ACCEPT\n\
+            -A POSTROUTING -s 10.1.0.2/32 ! -d 10.1.0.0/28 -m comment --comment \"cloudless ns-old\" -j MASQUERADE\n\
+            -A POSTROUTING -s 10.1.0.2/32 ! -d 10.1.0.0/28 -m comment --comment \"cloudless ns-new\" -j MASQUERADE\n\
+            -A POSTROUTING -s 10.1.0.20/32 ! -d 10.1.0.0/28 -m comment --comment \"cloudless ns-x\" -j MASQUERADE\n\
+            -A POSTROUTING -s 10.1.0.2/32 -m comment --comment \"someone else\" -j MASQUERADE\n";
+        let stale = stale_rules(listing, "10.1.0.2", "ns-new");
+        assert_eq!(stale.len(), 1);
+        assert_eq!(
+            stale[0],
+            BridgeNetwork::new("b", "10.1.0.0/28").masquerade_rule("10.1.0.2", "ns-old")
+        );
+        assert!(stale_rules("garbage\n-A POSTROUTING", "10.1.0.2", "x").is_empty());
     }
 
     #[test]

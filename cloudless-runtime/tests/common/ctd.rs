@@ -30,6 +30,9 @@ cleanup() {
     [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
   done
   for b in $CLD_BRIDGES; do ip link del "$b" 2>/dev/null; done
+  # Outbound NAT rules of containers killed above without their CNI DEL (namespaces t<pid>-<n>).
+  iptables -w 5 -t nat -S POSTROUTING 2>/dev/null | grep -F -- "--comment \"cloudless t$PPID-" |
+    sed 's/^-A /-D /' | while read -r rule; do eval "iptables -w 5 -t nat $rule" 2>/dev/null; done
   # runc's per-namespace state dirs (namespaces are named t<test pid>-<n>); only empty ones go.
   rmdir /run/containerd/runc/t"$PPID"-* 2>/dev/null
   rm -rf "$CLD_DIR"
