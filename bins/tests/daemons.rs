@@ -2,7 +2,7 @@
 //! its files with private modes and prints a join token; an unknown config key is refused by
 //! name; a coordinator runs, an agent on the process runtime joins and becomes a Ready node
 //! (seen through the public API with the admin credentials); SIGTERM stops both with exit 0;
-//! a restarted coordinator still knows the node.
+//! a restarted coordinator still knows the node; a stopped agent removes its empty cgroups.
 
 #![allow(clippy::unwrap_used)] // Tests unwrap to fail loudly.
 
@@ -15,6 +15,29 @@ use std::time::{Duration, Instant};
 const COORDINATOR: &str = env!("CARGO_BIN_EXE_cloudless-coordinator");
 const AGENT: &str = env!("CARGO_BIN_EXE_cloudless-agent");
 const SHIM: &str = env!("CARGO_BIN_EXE_cloudless-agent-shim");
+
+/// The directories of cgroup `rel` in every hierarchy that has it.
+fn cgroup_dirs(rel: &str) -> Vec<PathBuf> {
+    let root = Path::new(cloudless_bins::agent::cgroups::CGROUP_ROOT);
+    let mut out: Vec<PathBuf> = std::fs::read_dir(root)
+        .map(|d| d.flatten().map(|e| e.path().join(rel)).collect())
+        .unwrap_or_default();
+    out.push(root.join(rel));
+    out.retain(|p| p.is_dir());
+    out
+}
+
+/// Removes the empty cgroups `rel` when dropped (a failing test leaves none behind).
+struct CgroupGuard(String);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        cloudless_bins::agent::cgroups::remove_empty(
+            Path::new(cloudless_bins::agent::cgroups::CGROUP_ROOT),
+            &self.0,
+        );
+    }
+}
 
 /// A base port P with P..P+3 free for UDP and TCP on loopback.
 fn free_base() -> u16 {
@@ -348,9 +371,16 @@ fn an_agent_on_the_process_runtime_joins_runs_and_both_stop_cleanly() {
     let (c, token) = Cluster::init();
     let mut coord = c.start_coordinator("coordinator.log");
     let agent_dir = c.dir.path().join("agent");
+    // A cgroup parent of this test run only, removed by the agent when it stops.
+    let cgroup = format!("cloudless-agent-edge-1-t{}", std::process::id());
+    let _cgroup_guard = CgroupGuard(cgroup.clone());
+    let agent_config = c.dir.path().join("agent.yaml");
+    std::fs::write(&agent_config, format!("cgroup_parent: {cgroup}\n")).unwrap();
     let agent_args = |cmd: &str| -> Vec<String> {
         let mut v: Vec<String> = [
             cmd,
+            "--config",
+            agent_config.to_str().unwrap(),
             "--data-dir",
             agent_dir.to_str().unwrap(),
             "--name",
@@ -406,6 +436,31 @@ fn an_agent_on_the_process_runtime_joins_runs_and_both_stop_cleanly() {
     let logs = ["coordinator.log", "agent.log"];
     c.wait_log("agent.log", "agent running");
     c.wait_node("edge-1", "Ready", Duration::from_secs(20), &logs);
+    // Empty cgroups under the agent's parent, as containers that ended leave them (made here
+    // when the test may: root on a writable cgroup filesystem).
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    let cg_root = Path::new(cloudless_bins::agent::cgroups::CGROUP_ROOT);
+    let hierarchies: Vec<PathBuf> = if cg_root.join("cgroup.controllers").is_file() {
+        vec![cg_root.to_owned()]
+    } else {
+        ["memory", "pids"]
+            .iter()
+            .map(|h| cg_root.join(h))
+            .filter(|h| h.is_dir())
+            .collect()
+    };
+    if root {
+        for h in &hierarchies {
+            std::fs::create_dir_all(h.join(&cgroup).join("ended-container")).unwrap();
+        }
+    }
+    let had_cgroups = cgroup_dirs(&cgroup);
+    if root {
+        assert!(!had_cgroups.is_empty(), "cgroups {cgroup} made");
+    }
 
     // SIGTERM: both exit 0.
     sigterm(&agent);
@@ -416,6 +471,12 @@ fn an_agent_on_the_process_runtime_joins_runs_and_both_stop_cleanly() {
             &c.dir.path().join("agent.log")
         ),
         0
+    );
+    // With no containers left, the stopped agent removed its (empty) cgroups.
+    assert_eq!(
+        cgroup_dirs(&cgroup),
+        Vec::<PathBuf>::new(),
+        "left behind by the stopped agent (it had {had_cgroups:?})"
     );
     sigterm(&coord);
     assert_eq!(

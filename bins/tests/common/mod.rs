@@ -467,10 +467,30 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Kills the agents and removes their empty cgroups (`cloudless-agent-<name>`, which a
+    /// killed agent cannot remove itself). Cgroups that still hold processes stay: the tests
+    /// that run containers clean those up with their containerd.
+    pub fn remove_agent_cgroups(&mut self) {
+        for a in &mut self.agents {
+            if let Some(mut p) = a.take() {
+                p.kill9();
+            }
+        }
+        for spec in &self.agent_specs {
+            cloudless_bins::agent::cgroups::remove_empty(
+                Path::new(cloudless_bins::agent::cgroups::CGROUP_ROOT),
+                &format!("cloudless-agent-{}", spec.name),
+            );
+        }
+    }
+}
+
 impl Drop for Lab {
     /// On a failure with `CLOUDLESS_TEST_KEEP_LOGS=DIR` set, the lab's logs are copied to
     /// `DIR/<test process id>/` before the temp dir goes.
     fn drop(&mut self) {
+        self.remove_agent_cgroups();
         let Some(keep) = std::env::var_os("CLOUDLESS_TEST_KEEP_LOGS") else {
             return;
         };
