@@ -728,25 +728,8 @@ async fn runtime(s: &AgentSettings) -> Result<(Arc<dyn Runtime>, Option<Containe
     match s.runtime {
         RuntimeKind::Process => Ok((Arc::new(process_runtime(s).await?), None)),
         RuntimeKind::Containerd => {
-            let socket = s
-                .containerd_socket
-                .clone()
-                .ok_or_else(|| anyhow!("containerd_socket: required"))?;
-            let mut cfg =
-                ContainerdConfig::new(&socket, &s.namespace, s.data_dir.join("containerd"));
-            cfg.cgroup_parent = format!("/{}", s.cgroup_parent);
-            if let Some(subnet) = &s.subnet {
-                cfg.bridge = Some(BridgeNetwork::new(&s.bridge, subnet));
-            }
-            cfg.registries =
-                load_agent_registries(&s.data_dir).map_err(|e| anyhow!("registries: {e}"))?;
-            if !cfg.registries.is_empty() {
-                tracing::info!(
-                    registries = ?cfg.registries.keys().collect::<Vec<_>>(),
-                    "registry settings loaded"
-                );
-            }
-            cfg.log_limit = log_limit(s)?;
+            let cfg = containerd_config(s)?;
+            let socket = cfg.socket.clone();
             let c = ContainerdRuntime::connect(cfg).await.with_context(|| {
                 format!("containerd_socket: connecting to {}", socket.display())
             })?;
@@ -763,6 +746,29 @@ async fn runtime(s: &AgentSettings) -> Result<(Arc<dyn Runtime>, Option<Containe
             }
         }
     }
+}
+
+/// The containerd runtime's settings: socket, namespace, bridge, cgroup parent, registries
+/// (`<data_dir>/registries.yaml`, refused when group/world-accessible) and the log cap.
+fn containerd_config(s: &AgentSettings) -> Result<ContainerdConfig> {
+    let socket = s
+        .containerd_socket
+        .clone()
+        .ok_or_else(|| anyhow!("containerd_socket: required"))?;
+    let mut cfg = ContainerdConfig::new(&socket, &s.namespace, s.data_dir.join("containerd"));
+    cfg.cgroup_parent = format!("/{}", s.cgroup_parent);
+    if let Some(subnet) = &s.subnet {
+        cfg.bridge = Some(BridgeNetwork::new(&s.bridge, subnet));
+    }
+    cfg.registries = load_agent_registries(&s.data_dir).map_err(|e| anyhow!("registries: {e}"))?;
+    if !cfg.registries.is_empty() {
+        tracing::info!(
+            registries = ?cfg.registries.keys().collect::<Vec<_>>(),
+            "registry settings loaded"
+        );
+    }
+    cfg.log_limit = log_limit(s)?;
+    Ok(cfg)
 }
 
 /// Imports every archive of `images` into the runtime's namespace; errors name the entry.
@@ -980,6 +986,63 @@ mod tests {
         std::fs::write(&file, "runtime: process\ncgroup_parent: demo/../x\n").unwrap();
         let e = AgentSettings::resolve(flags).unwrap_err();
         assert!(e.to_string().starts_with("cgroup_parent:"), "{e}");
+    }
+
+    #[test]
+    fn containerd_settings_take_private_registries_and_the_log_cap() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d");
+        std::fs::create_dir_all(&data).unwrap();
+        let logger = dir.path().join("logger");
+        std::fs::write(&logger, "").unwrap();
+        let flags = AgentFlags {
+            data_dir: Some(data.clone()),
+            containerd_socket: Some("/run/c.sock".into()),
+            container_logger: Some(logger.clone()),
+            log_max_bytes: Some(1 << 20),
+            ..AgentFlags::default()
+        };
+        let s = AgentSettings::resolve(flags.clone()).unwrap();
+        // No registries file: every registry over HTTPS, anonymously.
+        let cfg = containerd_config(&s).unwrap();
+        assert!(cfg.registries.is_empty());
+        assert_eq!(
+            cfg.log_limit,
+            Some(LogLimit {
+                logger: logger.clone(),
+                max_bytes: 1 << 20
+            })
+        );
+        let regs = data.join("registries.yaml");
+        std::fs::write(
+            &regs,
+            "registries:\n  registry.example:\n    username: robot\n    password: pw\n  \
+             127.0.0.1:5000:\n    insecure_http: true\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&regs, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = containerd_config(&s).unwrap_err().to_string();
+        assert!(e.starts_with("registries:"), "{e}");
+        std::fs::set_permissions(&regs, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let cfg = containerd_config(&s).unwrap();
+        assert!(cfg.registries["127.0.0.1:5000"].insecure_http);
+        assert!(cfg.registries["registry.example"].credentials.is_some());
+        // A missing logger is named; log_max_bytes 0 needs none.
+        let missing = AgentSettings::resolve(AgentFlags {
+            container_logger: Some(dir.path().join("nope")),
+            ..flags.clone()
+        })
+        .unwrap();
+        let e = containerd_config(&missing).unwrap_err().to_string();
+        assert!(e.starts_with("container_logger:"), "{e}");
+        let uncapped = AgentSettings::resolve(AgentFlags {
+            container_logger: Some(dir.path().join("nope")),
+            log_max_bytes: Some(0),
+            ..flags
+        })
+        .unwrap();
+        assert_eq!(containerd_config(&uncapped).unwrap().log_limit, None);
     }
 
     #[test]
