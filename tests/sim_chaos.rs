@@ -36,14 +36,14 @@ async fn random_faults_then_heal_converges_with_every_invariant_held() {
         })
         .await?;
 
-        // Short, dense episodes: about five in 30 s of virtual time.
+        // Short, dense episodes: about five in 20 s of virtual time.
         let mix = FaultMix {
-            mean_gap: Duration::from_secs(3),
-            max_episode: Duration::from_secs(8),
+            mean_gap: Duration::from_secs(2),
+            max_episode: Duration::from_secs(6),
             ..FaultMix::everything(
                 sim.coordinator_count(),
                 sim.agent_count(),
-                Duration::from_secs(30),
+                Duration::from_secs(20),
             )
         };
         let schedule = FaultSchedule::random(seed, &mix);
