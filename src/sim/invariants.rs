@@ -599,3 +599,141 @@ impl Checker {
 fn fmt_secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use cloudless_core::ids::{NodeName, ReplicaId, WorkloadId};
+    use cloudless_core::node::{Liveness, NodeReport, Platform};
+    use cloudless_core::replica::ReplicaPhase;
+    use cloudless_core::resources::Resources;
+    use cloudless_core::state::{
+        Assignment, ClusterState, Command, CommandEnvelope, CommandResult, apply,
+    };
+    use cloudless_core::workload::WorkloadSpec;
+
+    use super::{Checker, Invariant, InvariantConfig, Observation};
+
+    fn run(state: &mut ClusterState, command: Command) -> CommandResult {
+        match apply(state, &CommandEnvelope::new(1, command)) {
+            Ok(a) => a.result,
+            Err(e) => panic!("command refused: {e}"),
+        }
+    }
+
+    /// One Ready node running one ready replica of a one-replica workload.
+    fn one_ready_replica() -> (ClusterState, WorkloadId) {
+        let mut state = ClusterState::new();
+        let r = Resources {
+            cpu_millis: 1000,
+            memory_mib: 1000,
+            ..Resources::ZERO
+        };
+        let report = NodeReport {
+            platform: Platform::linux_amd64(),
+            region: "eu".into(),
+            zone: "z1".into(),
+            labels: Default::default(),
+            capacity: r,
+            allocatable: r,
+            power: Default::default(),
+            reliability: Default::default(),
+        };
+        let name = NodeName::new("a").unwrap_or_else(|e| panic!("{e}"));
+        let CommandResult::NodeRegistered { node } =
+            run(&mut state, Command::RegisterNode { name, report })
+        else {
+            panic!("no node");
+        };
+        run(
+            &mut state,
+            Command::SetLiveness {
+                changes: vec![(node, Liveness::Ready)],
+            },
+        );
+        let CommandResult::WorkloadCreated { workload } = run(
+            &mut state,
+            Command::CreateWorkload {
+                namespace: "default".into(),
+                name: "web".into(),
+                labels: Default::default(),
+                spec: WorkloadSpec::new("web:1"),
+            },
+        ) else {
+            panic!("no workload");
+        };
+        let generation = state.workloads[&workload].generation;
+        run(
+            &mut state,
+            Command::AssignReplicas {
+                workload,
+                generation,
+                assignments: vec![Assignment {
+                    node,
+                    resources: Resources {
+                        cpu_millis: 1,
+                        memory_mib: 1,
+                        ..Resources::ZERO
+                    },
+                }],
+            },
+        );
+        run(
+            &mut state,
+            Command::UpdateReplica {
+                replica: ReplicaId(1),
+                phase: ReplicaPhase::Running,
+                ready: true,
+                restarts: 0,
+                address: None,
+                message: String::new(),
+            },
+        );
+        (state, workload)
+    }
+
+    fn check(state: &ClusterState) -> Result<(), super::Violation> {
+        let config = InvariantConfig {
+            enabled: BTreeSet::from([Invariant::Counters]),
+            ..InvariantConfig::default()
+        };
+        let (ready, up) = (BTreeSet::new(), BTreeSet::new());
+        Checker::new(7, config).check(&Observation {
+            step: 1,
+            at: Duration::from_secs(1),
+            state: Some(state),
+            running: &[],
+            ready: &ready,
+            up_nodes: &up,
+            fault_active: false,
+            last_fault_change: Duration::ZERO,
+        })
+    }
+
+    #[test]
+    fn counters_follow_node_liveness_and_a_miscount_is_a_violation() {
+        let (mut state, workload) = one_ready_replica();
+        assert_eq!(state.workloads[&workload].status.available, 1);
+        assert_eq!(check(&state), Ok(()));
+        // The node goes Down: the state machine recounts, the invariant holds.
+        let node = state.replicas[&ReplicaId(1)].node;
+        run(
+            &mut state,
+            Command::SetLiveness {
+                changes: vec![(node, Liveness::Down)],
+            },
+        );
+        assert_eq!(state.workloads[&workload].status.available, 0);
+        assert_eq!(check(&state), Ok(()));
+        // A counter that still included the Down node's replica is caught.
+        let mut stale = state.clone();
+        if let Some(w) = stale.workloads.get_mut(&workload) {
+            w.status.ready = 1;
+            w.status.available = 1;
+        }
+        let violation = check(&stale).err().map(|v| v.invariant);
+        assert_eq!(violation, Some(Invariant::Counters));
+    }
+}
