@@ -276,6 +276,9 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// the detector's node set in step, and wakes the actuation loop.
 async fn watch_state(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let retry = Duration::from_millis(200);
+    // A node change noted while the state could not be read: the detector syncs on the next
+    // state installed.
+    let mut node_changed = false;
     loop {
         // Only the leader keeps a view: a follower answers `NotLeader` and cannot read the
         // state linearizably; taking over installs a fresh view to follow from.
@@ -285,7 +288,14 @@ async fn watch_state(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 () = stopped(&mut stop) => return,
             }
         }
-        let from = Revision(shared.state().revision.0.saturating_add(1));
+        // Resume after the last change noted, not after the installed state: a refresh may
+        // have installed a newer state whose changes the view has not noted yet.
+        let noted = shared
+            .view
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .noted();
+        let from = Revision(noted.0.saturating_add(1));
         let mut stream = match shared.consensus.watch(WatchFilter::all(), from).await {
             Ok(s) => s,
             Err(ConsensusError::Shutdown) => return,
@@ -322,17 +332,24 @@ async fn watch_state(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 }
             }
             if !changes.is_empty() {
+                // Noted even when the state read below fails: the per-node revisions must move
+                // (agents fetch their sets by them) and the watch resumes after these changes.
+                {
+                    let mut v = shared.view.write().unwrap_or_else(|p| p.into_inner());
+                    for c in &changes {
+                        v.note(c);
+                    }
+                }
+                node_changed |= changes.iter().any(|c| c.kind == ObjectKind::Node);
                 match shared.consensus.state().await {
                     Ok(state) => {
-                        {
-                            let mut v = shared.view.write().unwrap_or_else(|p| p.into_inner());
-                            for c in &changes {
-                                v.note(c);
-                            }
-                            v.install(state);
-                        }
+                        shared
+                            .view
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .install(state);
                         // The detector follows the node set; other changes leave it alone.
-                        if changes.iter().any(|c| c.kind == ObjectKind::Node) {
+                        if std::mem::take(&mut node_changed) {
                             let now = shared.now();
                             let state = shared.state();
                             shared.detector().sync(now, liveness_of(&state));

@@ -16,6 +16,9 @@ pub(crate) struct View {
     base: Revision,
     node_revision: BTreeMap<NodeId, Revision>,
     replica_node: BTreeMap<ReplicaId, NodeId>,
+    /// The newest change noted (or the base): the state watch resumes after it, so a change
+    /// is never skipped because a newer state was installed before it was noted.
+    noted: Revision,
 }
 
 impl View {
@@ -23,10 +26,16 @@ impl View {
         let replica_node = state.replicas.values().map(|r| (r.id, r.node)).collect();
         Self {
             base: state.revision,
+            noted: state.revision,
             state,
             node_revision: BTreeMap::new(),
             replica_node,
         }
+    }
+
+    /// The revision the state watch resumes after: every change up to it has been noted.
+    pub(crate) fn noted(&self) -> Revision {
+        self.noted
     }
 
     /// The revision of `node`'s assignment set.
@@ -37,6 +46,7 @@ impl View {
     /// Notes one applied change (before the new state is installed: the old state tells
     /// whether a workload's spec changed).
     pub(crate) fn note(&mut self, change: &Change) {
+        self.noted = self.noted.max(change.revision);
         match (change.kind, &change.object) {
             (ObjectKind::Replica, object) => {
                 let Ok(id) = change.key.trim_start_matches('r').parse::<u64>() else {
@@ -56,12 +66,16 @@ impl View {
             }
             (ObjectKind::Workload, Some(Object::Workload(w))) => {
                 // The set carries the workload's spec: a spec change touches every node
-                // running one of its replicas. Status-only changes touch nobody.
-                let changed = self
-                    .state
-                    .workloads
-                    .get(&w.id)
-                    .is_none_or(|old| old.spec != w.spec || old.generation != w.generation);
+                // running one of its replicas. Status-only changes touch nobody. When the
+                // installed state already contains this change (a refresh got ahead of the
+                // watch), the old spec is unknown: count it as changed (an agent refetches
+                // its set once more, nothing is missed).
+                let changed = self.state.revision >= change.revision
+                    || self
+                        .state
+                        .workloads
+                        .get(&w.id)
+                        .is_none_or(|old| old.spec != w.spec || old.generation != w.generation);
                 if changed {
                     let nodes: Vec<NodeId> = self.state.replicas_of(w.id).map(|r| r.node).collect();
                     for node in nodes {
@@ -233,5 +247,60 @@ mod tests {
         };
         fresh.note(&old);
         assert_eq!(fresh.assignments_revision(NodeId(1)), fresh.state.revision);
+    }
+    #[test]
+    fn changes_noted_after_a_newer_state_was_installed_still_move_revisions() {
+        let mut state = ClusterState::new();
+        node(&mut state, 1);
+        run(
+            &mut state,
+            Command::CreateWorkload {
+                namespace: "default".into(),
+                name: "web".into(),
+                labels: Default::default(),
+                spec: WorkloadSpec::new("img"),
+            },
+        );
+        let mut view = View::new(Arc::new(state.clone()));
+        let base = view.noted();
+        assert_eq!(base, view.state.revision);
+
+        // A refresh installs the state after an assignment and a spec change before the watch
+        // has delivered either change.
+        let assigned = run(
+            &mut state,
+            Command::AssignReplicas {
+                workload: WorkloadId(1),
+                generation: cloudless_core::ids::Generation(1),
+                assignments: vec![Assignment {
+                    node: NodeId(1),
+                    resources: Resources::ZERO,
+                }],
+            },
+        );
+        let mut spec = WorkloadSpec::new("img:2");
+        spec.replicas = 1;
+        let updated = run(
+            &mut state,
+            Command::UpdateWorkload {
+                workload: WorkloadId(1),
+                expected_generation: None,
+                spec,
+            },
+        );
+        view.install(Arc::new(state));
+        // The watch resumes after what was noted, not after the installed state.
+        assert_eq!(view.noted(), base);
+
+        for c in &assigned.changes {
+            view.note(c);
+        }
+        assert_eq!(view.assignments_revision(NodeId(1)), assigned.revision);
+        // The installed state already holds the new spec: the change still counts.
+        for c in &updated.changes {
+            view.note(c);
+        }
+        assert_eq!(view.assignments_revision(NodeId(1)), updated.revision);
+        assert_eq!(view.noted(), updated.revision);
     }
 }
