@@ -40,7 +40,7 @@ cargo run --quiet --example custom_runtime
 step "HA example: 3 raft coordinators in one process survive a leader crash (simulator)"
 cargo run --quiet --features sim --example ha_cluster
 
-step "local fabric demo builds (it runs with ./scripts/run-local-fabric.sh, as root)"
+step "in-process local fabric example builds (it runs with ./scripts/run-local-fabric-inprocess.sh, as root; ./scripts/run-local-fabric.sh is the multi-process main job)"
 cargo build --quiet --example local_fabric
 
 step "all checks passed"
