@@ -72,6 +72,6 @@ impl Events for EventsApi {
             Ok(c) => Ok(convert::change(&c)),
             Err(e) => Err(core.consensus_error(&e)),
         });
-        Ok(Response::new(stream.boxed()))
+        Ok(Response::new(self.core.until_stopped(stream.boxed())))
     }
 }

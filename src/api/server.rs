@@ -9,6 +9,8 @@ use cloudless_core::consensus::{Consensus, ConsensusError};
 use cloudless_core::ids::NodeId;
 use cloudless_core::state::{Applied, ClusterState, Command, CommandEnvelope};
 use cloudless_net::identity::{NodeCredentials, RevokedNodes};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -137,6 +139,8 @@ pub(crate) struct Core {
     channels: Mutex<BTreeMap<String, Channel>>,
     /// Replica streams to the agents (Logs, Exec).
     pub(crate) agents: Option<AgentStreams>,
+    /// Turns true when the server shuts down; open server streams end then.
+    stopping: watch::Receiver<bool>,
 }
 
 /// Where a call runs.
@@ -148,6 +152,37 @@ pub(crate) enum Route {
 }
 
 impl Core {
+    /// `stream`, ended by the server's shutdown: the client then gets `Unavailable` naming the
+    /// shutdown (so it reconnects elsewhere) instead of a stream that outlives the server.
+    pub(crate) fn until_stopped<T: Send + 'static>(
+        &self,
+        stream: BoxStream<'static, Result<T, Status>>,
+    ) -> BoxStream<'static, Result<T, Status>> {
+        let stopping = self.stopping.clone();
+        futures::stream::unfold(
+            (stream, stopping, false),
+            |(mut stream, mut stopping, ended)| async move {
+                if ended {
+                    return None;
+                }
+                let next = tokio::select! {
+                    biased;
+                    // A dropped sender means the server is gone too.
+                    _ = stopping.wait_for(|s| *s) => None,
+                    item = stream.next() => Some(item),
+                };
+                match next {
+                    None => Some((
+                        Err(Status::unavailable("the API server is shutting down")),
+                        (stream, stopping, true),
+                    )),
+                    Some(item) => item.map(|i| (i, (stream, stopping, false))),
+                }
+            },
+        )
+        .boxed()
+    }
+
     fn peers(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<NodeId, String>> {
         self.peers.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -237,6 +272,9 @@ pub(crate) fn forwarded<T>(msg: T, caller: &Caller) -> Request<T> {
     req
 }
 
+/// How long [`ApiServer::shutdown`] waits for open calls to finish before cutting them.
+pub(crate) const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A running API server. Dropping it stops it.
 pub struct ApiServer {
     core: Arc<Core>,
@@ -270,14 +308,23 @@ impl ApiServer {
         *self.core.peers.write().unwrap_or_else(|p| p.into_inner()) = peers;
     }
 
-    /// Stops accepting, ends open calls and waits for the server task.
+    /// Stops accepting, ends open calls (server streams end with `Unavailable`) and waits for
+    /// the server tasks, at most 3 s: calls still open then are cut.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        for task in [self.task.take(), self.gateway_task.take()]
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for mut task in [self.task.take(), self.gateway_task.take()]
             .into_iter()
             .flatten()
         {
-            let _ = task.await;
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                tracing::warn!(
+                    grace = ?SHUTDOWN_GRACE,
+                    "api calls still open after the shutdown grace; closing them"
+                );
+                task.abort();
+                let _ = task.await;
+            }
         }
     }
 }
@@ -318,6 +365,7 @@ pub async fn serve(
     let mut peers = config.peers.clone();
     // This member's own address, so leader hints can name it.
     let me = consensus.status().await?.id;
+    let (stop_tx, stop_rx) = watch::channel(false);
     peers.entry(me).or_insert_with(|| local_addr.to_string());
     let core = Arc::new(Core {
         consensus,
@@ -327,9 +375,9 @@ pub async fn serve(
         peers: RwLock::new(peers),
         channels: Mutex::new(BTreeMap::new()),
         agents: config.agents.clone(),
+        stopping: stop_rx.clone(),
     });
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     let incoming = tls::spawn_acceptor(
         listener,
         TlsAcceptor::from(Arc::new(server_tls)),

@@ -473,7 +473,9 @@ impl Workloads for WorkloadsApi {
                     let answer = WorkloadsClient::new(channel)
                         .logs(forwarded(req.into_inner(), &caller))
                         .await?;
-                    return Ok(Response::new(answer.into_inner().boxed()));
+                    return Ok(Response::new(
+                        self.core.until_stopped(answer.into_inner().boxed()),
+                    ));
                 }
                 Route::Local => return Err(e),
             },
@@ -483,14 +485,16 @@ impl Workloads for WorkloadsApi {
         drop(state);
         if let Some(agents) = replicas::reachable(self.core.agents.as_ref(), &targets) {
             let stream = replicas::logs(agents, &targets, req.get_ref()).await?;
-            return Ok(Response::new(stream));
+            return Ok(Response::new(self.core.until_stopped(stream)));
         }
         // Agents keep their connection to the leader: let it answer.
         if let Route::Forward(channel) = self.core.route(&caller).await? {
             let answer = WorkloadsClient::new(channel)
                 .logs(forwarded(req.into_inner(), &caller))
                 .await?;
-            return Ok(Response::new(answer.into_inner().boxed()));
+            return Ok(Response::new(
+                self.core.until_stopped(answer.into_inner().boxed()),
+            ));
         }
         Err(replicas::unreachable(self.core.agents.as_ref(), &targets))
     }
