@@ -567,6 +567,30 @@ async fn propose(c: &dyn Consensus, command: Command) -> Result<()> {
         .map_err(|e| anyhow!("{e}"))
 }
 
+/// A coordinator has a node record (it reserves the coordinator's name and id, which enrollment
+/// mints from the node table and `status` shows) but runs no agent: the record is cordoned so
+/// it never reads as a schedulable node. It stays `Joining` (nothing heartbeats for it).
+async fn cordon_coordinator(c: &dyn Consensus, node: NodeId) -> Result<()> {
+    let state = c.state().await.map_err(|e| anyhow!("{e}"))?;
+    let needed = state
+        .nodes
+        .get(&node)
+        .is_some_and(|n| !n.schedulability.cordoned);
+    drop(state);
+    if needed {
+        propose(
+            c,
+            Command::Cordon {
+                node,
+                cordoned: true,
+            },
+        )
+        .await
+        .with_context(|| format!("cordoning the node record of coordinator {node}"))?;
+    }
+    Ok(())
+}
+
 /// Creates a join token for `role` in the cluster state; returns its text (`CLD1-...`).
 async fn create_token(
     c: &dyn Consensus,
@@ -649,6 +673,7 @@ pub async fn init(
         )
         .await
         .context("registering this coordinator")?;
+        cordon_coordinator(c, node).await?;
         let agent_token = create_token(c, &ca, TokenRole::Agent, token_ttl, None).await?;
         let coordinator_token = if coordinator_token {
             Some(create_token(c, &ca, TokenRole::Coordinator, token_ttl, None).await?)
@@ -838,6 +863,10 @@ fn serve_add_voter(router: &mut Router, consensus: Arc<dyn Consensus>) {
                     .await
                     .map_err(status)?;
             }
+            // Its node record (from enrollment) is cordoned: no agent runs behind it.
+            cordon_coordinator(consensus.as_ref(), node)
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
             let voters = consensus.status().await.map_err(status)?.voters;
             Ok(AddVoterResponse {
                 voters: voters.iter().map(|n| n.get()).collect(),
