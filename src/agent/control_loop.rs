@@ -36,9 +36,9 @@ impl Outbox {
         self.notify.notify_one();
     }
 
-    /// Keeps only the unsent reports `keep` accepts.
-    pub(crate) fn retain(&self, keep: impl Fn(&ReplicaReport) -> bool) {
-        self.lock().retain(|_, r| keep(r));
+    /// Drops unsent reports of replicas not in `keep`.
+    pub(crate) fn retain(&self, keep: impl Fn(ReplicaId) -> bool) {
+        self.lock().retain(|r, _| keep(*r));
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -1,18 +1,13 @@
 //! The agent task: owns the [`Supervisor`], performs its actions through the `Runtime` in
 //! short-lived tasks, feeds results, runtime events and listings back, persists the state.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use cloudless_core::ids::ReplicaId;
-use cloudless_core::replica::ReplicaPhase;
-use cloudless_core::runtime::{
-    ContainerSpec, ContainerStatus, Runtime, RuntimeError, RuntimeEvent,
-};
+use cloudless_core::runtime::{ContainerSpec, Runtime, RuntimeError, RuntimeEvent};
 use cloudless_runtime::supervisor::{
     Action, DesiredReplica, Outcome, ProbeRequest, ReplicaStatus, Supervisor, SupervisorConfig,
-    parse_container_id,
 };
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -40,10 +35,6 @@ pub(crate) struct Driver {
     outbox: Arc<Outbox>,
     origin: Instant,
     events: Option<BoxStream<'static, RuntimeEvent>>,
-    /// Replicas dropped from the assignment set whose containers are not gone yet: once a
-    /// listing shows none left, the agent reports the replica `Succeeded` right away, so the
-    /// coordinator drops it from the ledger without waiting out its stop grace.
-    leaving: BTreeMap<ReplicaId, ReplicaReport>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -93,20 +84,6 @@ fn to_report(s: &ReplicaStatus) -> ReplicaReport {
         restarts: s.restarts,
         address: s.address.clone(),
         message: s.message.clone(),
-    }
-}
-
-/// The final report of a replica that is no longer assigned and whose containers are gone.
-fn gone_report(r: &cloudless_core::replica::Replica) -> ReplicaReport {
-    ReplicaReport {
-        replica: r.id,
-        workload: r.workload,
-        generation: r.generation,
-        phase: ReplicaPhase::Succeeded,
-        ready: false,
-        restarts: r.restarts,
-        address: None,
-        message: "stopped by its agent".to_owned(),
     }
 }
 
@@ -160,7 +137,6 @@ impl Driver {
             outbox: Arc::new(Outbox::default()),
             origin,
             events: Some(events),
-            leaving: BTreeMap::new(),
         })
     }
 
@@ -232,18 +208,7 @@ impl Driver {
         let desired = desired_of(&set);
         let keep: std::collections::BTreeSet<ReplicaId> =
             desired.iter().map(|d| d.replica).collect();
-        // Reports of replicas no longer assigned are dropped, but not a final one (phase
-        // terminal): that is how the coordinator learns the replica is gone.
-        self.outbox
-            .retain(|r| keep.contains(&r.replica) || r.phase.is_terminal());
-        if let Some(old) = &self.state.assignments {
-            for a in &old.replicas {
-                if !keep.contains(&a.replica.id) && !a.replica.phase.is_terminal() {
-                    self.leaving.insert(a.replica.id, gone_report(&a.replica));
-                }
-            }
-        }
-        self.leaving.retain(|r, _| !keep.contains(r));
+        self.outbox.retain(|r| keep.contains(&r));
         let now = self.now();
         self.supervisor.set_desired(now, desired);
         let revision = set.revision;
@@ -278,33 +243,9 @@ impl Driver {
             Ok(list) => {
                 let now = self.now();
                 self.supervisor.observe(now, &list);
-                self.report_gone(&list);
             }
             Err(e) => {
                 tracing::warn!(runtime = self.deps.runtime.name(), error = %e, "listing containers failed");
-            }
-        }
-    }
-
-    /// Reports the leaving replicas of which `list` shows no container any more.
-    fn report_gone(&mut self, list: &[ContainerStatus]) {
-        if self.leaving.is_empty() {
-            return;
-        }
-        let present: BTreeSet<ReplicaId> = list
-            .iter()
-            .filter_map(|c| parse_container_id(&c.id).map(|(r, _)| r))
-            .collect();
-        let gone: Vec<ReplicaId> = self
-            .leaving
-            .keys()
-            .filter(|r| !present.contains(r))
-            .copied()
-            .collect();
-        for replica in gone {
-            if let Some(report) = self.leaving.remove(&replica) {
-                tracing::debug!(node = %self.deps.node, %replica, "replica no longer assigned and its containers are gone");
-                self.outbox.push(report);
             }
         }
     }
