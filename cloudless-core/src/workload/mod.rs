@@ -415,11 +415,12 @@ pub struct Condition {
 pub struct WorkloadStatus {
     /// The spec generation the status describes.
     pub observed_generation: Generation,
-    /// Replicas assigned to nodes.
+    /// Replicas assigned to nodes (holding a reservation), whatever their node's liveness.
     pub assigned: u32,
-    /// Replicas passing readiness.
+    /// Replicas passing readiness on a node that is Ready or Suspect (replicas on Joining,
+    /// Down, Left or removed nodes do not count); recomputed when a node's liveness changes.
     pub ready: u32,
-    /// Ready replicas of the current generation.
+    /// Ready replicas (as counted for `ready`) of the current generation.
     pub available: u32,
     /// Conditions.
     #[serde(default)]
