@@ -157,7 +157,10 @@ async fn unknown_objects_are_not_found_and_names_are_unique() {
         .await
         .expect_err("logs");
     assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
-    assert!(e.to_string().contains("demo/web has no replica running"), "{e}");
+    assert!(
+        e.to_string().contains("demo/web has no replica running"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
