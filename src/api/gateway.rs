@@ -417,7 +417,7 @@ async fn workload_logs(
             truncated = true;
             break;
         }
-        next_offset = Some(chunk.offset + chunk.data.len() as u64);
+        next_offset = Some(chunk.offset.saturating_add(chunk.data.len() as u64));
         body.extend_from_slice(&chunk.data);
     }
     let mut resp = (

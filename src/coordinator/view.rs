@@ -39,8 +39,16 @@ impl View {
     }
 
     /// The revision of `node`'s assignment set.
+    ///
+    /// Never ahead of the installed state: changes are noted before their state is read, and a
+    /// set built from an older state must not carry a revision that claims it is current (the
+    /// agent would never fetch again). Both inputs only grow, so the result only grows.
     pub(crate) fn assignments_revision(&self, node: NodeId) -> Revision {
-        self.node_revision.get(&node).copied().unwrap_or(self.base)
+        self.node_revision
+            .get(&node)
+            .copied()
+            .unwrap_or(self.base)
+            .min(self.state.revision)
     }
 
     /// Notes one applied change (before the new state is installed: the old state tells
@@ -264,6 +272,28 @@ mod tests {
         let mut view = View::new(Arc::new(state.clone()));
         let base = view.noted();
         assert_eq!(base, view.state.revision);
+
+        // Noted before the state holding it was read: the revision stays at the installed
+        // state's, so an agent fetching now is not told its old set is current.
+        let mut lagging = View::new(Arc::new(state.clone()));
+        let mut ahead = state.clone();
+        let early = run(
+            &mut ahead,
+            Command::AssignReplicas {
+                workload: WorkloadId(1),
+                generation: cloudless_core::ids::Generation(1),
+                assignments: vec![Assignment {
+                    node: NodeId(1),
+                    resources: Resources::ZERO,
+                }],
+            },
+        );
+        for c in &early.changes {
+            lagging.note(c);
+        }
+        assert_eq!(lagging.assignments_revision(NodeId(1)), base);
+        lagging.install(Arc::new(ahead));
+        assert_eq!(lagging.assignments_revision(NodeId(1)), early.revision);
 
         // A refresh installs the state after an assignment and a spec change before the watch
         // has delivered either change.

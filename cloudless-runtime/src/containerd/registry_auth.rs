@@ -177,6 +177,8 @@ pub(crate) fn token_url(realm: &str, service: Option<&str>, scope: &str) -> Stri
 
 /// Largest token accepted.
 const MAX_TOKEN_BYTES: usize = 64 << 10;
+/// Longest token lifetime believed from a registry's `expires_in` (one day).
+const MAX_TOKEN_LIFETIME_SECS: u64 = 86_400;
 /// Lifetime assumed when the token response gives none (distribution spec).
 const DEFAULT_EXPIRES_IN: u64 = 60;
 
@@ -220,7 +222,12 @@ pub(crate) fn parse_token(body: &[u8]) -> Result<Token, String> {
     if value.len() > MAX_TOKEN_BYTES || !value.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("token response holds a token that cannot be sent in a header".to_owned());
     }
-    let secs = resp.expires_in.unwrap_or(DEFAULT_EXPIRES_IN);
+    // A registry's `expires_in` is trusted up to a day: a huge value must not overflow the
+    // cache's deadline (and a token kept that long would outlive any sane rotation).
+    let secs = resp
+        .expires_in
+        .unwrap_or(DEFAULT_EXPIRES_IN)
+        .min(MAX_TOKEN_LIFETIME_SECS);
     // Renew a little early: a token must not expire between our check and the registry's.
     let margin = (secs / 10).clamp(1, 30);
     Ok(Token {
@@ -357,6 +364,9 @@ mod tests {
         assert_eq!((t.value.as_str(), t.lifetime.as_secs()), ("xyz", 54));
         let t = parse_token(br#"{"token":"","access_token":"xyz","expires_in":1}"#).expect("t");
         assert_eq!((t.value.as_str(), t.lifetime.as_secs()), ("xyz", 0));
+        // A huge expires_in is capped at a day (no deadline overflow).
+        let t = parse_token(br#"{"token":"big","expires_in":18446744073709551615}"#).expect("big");
+        assert_eq!(t.lifetime, Duration::from_secs(86_400 - 30));
         for bad in [
             &br#"{}"#[..],
             br#"{"token":""}"#,
