@@ -190,6 +190,9 @@ cleanup() {
     find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
   done
   for n in 1 2 3; do ip link del "${TAG}b$n" 2>/dev/null; done
+  # Outbound NAT rules of containers killed above without a CNI DEL (comment "cloudless <ns>-<id>").
+  iptables -w 5 -t nat -S POSTROUTING 2>/dev/null | grep -F -- "--comment \"cloudless $TAG-" |
+    sed 's/^-A /-D /' | while read -r rule; do eval "iptables -w 5 -t nat $rule" 2>/dev/null; done
   rm -rf /run/containerd/runc/"$TAG"-* 2>/dev/null
   for s in "${SHIM_SOCKETS[@]}"; do rm -f "$s"; done
   if [ "$RUN_EXISTED" = 0 ]; then
