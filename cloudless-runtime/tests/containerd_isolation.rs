@@ -551,3 +551,38 @@ async fn a_disk_volume_size_limit_stops_writes_past_it() {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     assert!(!mounts.contains(&data.to_string_lossy().into_owned()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_create_leaves_no_volume_mounted() {
+    let Some(ctd) = common::ctd::shared() else {
+        return;
+    };
+    let rt = common::runtime(ctd, NetworkMode::Isolated).await;
+    // "a" (4 MiB) is mounted first; "b" has a zero-byte image that mkfs refuses, so the create
+    // fails after a volume of it was mounted.
+    let mut spec = with_volume(sh("vol-fail-a0", "true"), 9, 0);
+    spec.volumes[0].name = "a".into();
+    spec.volumes[0].size_limit = Some(Memory::parse("4Mi").expect("size"));
+    let mut second = spec.volumes[0].clone();
+    second.name = "b".into();
+    second.mount_path = "/b".into();
+    second.size_limit = Some(Memory::parse("0").expect("size"));
+    spec.volumes.push(second);
+    let err = rt.create(&spec).await.expect_err("mkfs fails on volume b");
+    assert!(err.to_string().contains("mkfs.ext4"), "{err}");
+    let data = rt
+        .config()
+        .data_dir
+        .join("volumes")
+        .join(&rt.config().namespace);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        !mounts.contains(&data.to_string_lossy().into_owned()),
+        "no volume left mounted: {mounts}"
+    );
+    assert!(
+        !data.join(format!("w{}-r9", spec.workload.0)).exists(),
+        "the replica's volumes are gone"
+    );
+    assert!(rt.list().await.expect("list").is_empty(), "no container");
+}

@@ -185,10 +185,36 @@ pub(crate) async fn create(inner: &Inner, spec: &ContainerSpec) -> Result<(), Ru
         .map_or((0, 0), |p| (p.user().uid(), p.user().gid()));
     let dirs = ctx.volume_dirs.clone();
     let limits = volumes::limits(spec);
-    tokio::task::spawn_blocking(move || volumes::prepare(&dirs, &limits, uid, gid))
-        .await
-        .map_err(|e| RuntimeError::Other(Box::new(e)))??;
-    let spec_json = serde_json::to_vec(&oci_spec).map_err(|e| RuntimeError::Other(Box::new(e)))?;
+    let result =
+        match tokio::task::spawn_blocking(move || volumes::prepare(&dirs, &limits, uid, gid)).await
+        {
+            Ok(Ok(())) => record(inner, spec, &resolved, &oci_spec).await,
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(RuntimeError::Other(Box::new(e))),
+        };
+    if result.is_err() && !ctx.volume_dirs.is_empty() {
+        // No container of this create exists: unless another attempt of the replica holds them,
+        // unmount (size-limited) and delete the replica's volumes as `remove` would, so a failed
+        // create leaves no loop mount behind.
+        let (workload, replica) = (spec.workload.0.to_string(), spec.replica.get().to_string());
+        if let Err(e) = volumes::release(inner, Some(&workload), Some(&replica)).await {
+            tracing::warn!(container = %id, "volumes of a failed create: {e}");
+        }
+    }
+    result
+}
+
+/// The snapshot under the container's lease and the container record, after its volumes are
+/// prepared; on failure the snapshot and lease are removed again.
+async fn record(
+    inner: &Inner,
+    spec: &ContainerSpec,
+    resolved: &image::ResolvedImage,
+    oci_spec: &oci_spec::runtime::Spec,
+) -> Result<(), RuntimeError> {
+    let id = spec.id.as_str();
+    let client = &inner.client;
+    let spec_json = serde_json::to_vec(oci_spec).map_err(|e| RuntimeError::Other(Box::new(e)))?;
 
     let lease = lease_id(id);
     client
@@ -205,7 +231,7 @@ pub(crate) async fn create(inner: &Inner, spec: &ContainerSpec) -> Result<(), Ru
             _ => Err(status_error(s, "lease create")),
         })?;
     let result = async {
-        image::unpack(client, &inner.cfg.snapshotter, &resolved, &lease).await?;
+        image::unpack(client, &inner.cfg.snapshotter, resolved, &lease).await?;
         let prepare = PrepareSnapshotRequest {
             snapshotter: inner.cfg.snapshotter.clone(),
             key: id.to_owned(),

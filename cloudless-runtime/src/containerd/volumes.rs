@@ -145,12 +145,13 @@ fn run_tool(volume: &Path, program: &str, args: &[&std::ffi::OsStr]) -> Result<(
 
 /// Makes `dir` the mount point of a `limit`-byte ext4 filesystem in `<dir>.img` (created and
 /// formatted the first time), unless it is mounted already (an earlier attempt of the replica).
-fn mount_limited(dir: &Path, limit: u64) -> Result<(), RuntimeError> {
+/// True if this call mounted it.
+fn mount_limited(dir: &Path, limit: u64) -> Result<bool, RuntimeError> {
     if mounts_under(&mountinfo()?, dir)
         .iter()
         .any(|m| *m == mountinfo_escape(dir))
     {
-        return Ok(());
+        return Ok(false);
     }
     let image = dir.with_extension("img");
     if !image.exists() {
@@ -189,7 +190,7 @@ fn mount_limited(dir: &Path, limit: u64) -> Result<(), RuntimeError> {
     )?;
     // mkfs leaves lost+found; the volume starts empty like any other.
     let _ = std::fs::remove_dir(dir.join("lost+found"));
-    Ok(())
+    Ok(true)
 }
 
 /// Unmounts every mount at or below `dir` (a busy one lazily).
@@ -214,11 +215,32 @@ fn unmount_under(dir: &Path) -> Result<(), RuntimeError> {
 
 /// Creates the directories: parents root-only (0700), each volume owned by the container's
 /// user so a non-root container can write it; a volume with a size limit is mounted first.
+/// On failure the volumes this call mounted are unmounted again (one an earlier attempt of the
+/// replica mounted stays: its container still uses it).
 pub(crate) fn prepare(
     dirs: &BTreeMap<String, PathBuf>,
     limits: &BTreeMap<String, u64>,
     uid: u32,
     gid: u32,
+) -> Result<(), RuntimeError> {
+    let mut mounted = Vec::new();
+    let result = prepare_each(dirs, limits, uid, gid, &mut mounted);
+    if result.is_err() {
+        for dir in mounted.iter().rev() {
+            if let Err(e) = unmount_under(dir) {
+                tracing::warn!(volume = %dir.display(), "unmounting after a failed prepare: {e}");
+            }
+        }
+    }
+    result
+}
+
+fn prepare_each(
+    dirs: &BTreeMap<String, PathBuf>,
+    limits: &BTreeMap<String, u64>,
+    uid: u32,
+    gid: u32,
+    mounted: &mut Vec<PathBuf>,
 ) -> Result<(), RuntimeError> {
     for (name, dir) in dirs {
         if let Some(parent) = dir.parent() {
@@ -229,8 +251,10 @@ pub(crate) fn prepare(
             }
         }
         std::fs::create_dir_all(dir).map_err(io_err)?;
-        if let Some(&limit) = limits.get(name) {
-            mount_limited(dir, limit)?;
+        if let Some(&limit) = limits.get(name)
+            && mount_limited(dir, limit)?
+        {
+            mounted.push(dir.clone());
         }
         std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(io_err)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).map_err(io_err)?;
