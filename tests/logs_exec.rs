@@ -20,10 +20,12 @@ use cloudless::runtime::fake::{Attempt, ExecScript, Script};
 use cloudless_core::clock::{Clock, SystemClock};
 use cloudless_core::consensus::Consensus;
 use cloudless_core::ids::{NodeId, ReplicaId, WorkloadId};
+use cloudless_core::node::Liveness;
+use cloudless_core::replica::ReplicaPhase;
 use cloudless_core::state::{Command, CommandEnvelope, CommandResult};
 use cloudless_core::testing::consensus::MemConsensus;
 use cloudless_core::transport::{PeerIdentity, Role, Transport};
-use cloudless_core::workload::WorkloadSpec;
+use cloudless_core::workload::{SpreadConstraint, TopologyKey, WorkloadSpec};
 use cloudless_net::identity::{ClusterCa, NodeCredentials, NodeKey, RevokedNodes};
 use cloudless_net::quic::{QuicConfig, QuicTransport};
 use cloudless_net::{MemNetwork, StatusCode};
@@ -575,5 +577,154 @@ async fn a_follower_without_the_agent_forwards_logs_and_exec_to_the_leader() {
     );
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     follower_api.shutdown().await;
+    env.shutdown().await;
+}
+
+/// Every chunk of a non-follow logs call of workload `name`, grouped by replica.
+async fn read_by_replica(
+    client: &Client,
+    name: &str,
+) -> Result<std::collections::BTreeMap<u64, String>, tonic::Status> {
+    let mut req = logs_req(0, false);
+    req.workload = Some(pb::WorkloadRef {
+        namespace: String::new(),
+        name: name.into(),
+    });
+    let mut stream = client.logs(req).await.map_err(status_of)?;
+    let mut out = std::collections::BTreeMap::<u64, String>::new();
+    while let Some(chunk) = stream.message().await? {
+        out.entry(chunk.replica)
+            .or_default()
+            .push_str(&String::from_utf8(chunk.data).unwrap());
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_and_exec_of_a_workload_skip_a_replica_whose_agent_is_gone() {
+    let net = MemNetwork::new(47);
+    let coordinator: Arc<dyn Transport> = Arc::new(net.endpoint(identity(Role::Coordinator, 1)));
+    let agent: Arc<dyn Transport> = Arc::new(net.endpoint(identity(Role::Agent, 2)));
+    let env = Env::start(
+        ClusterCa::init(CLUSTER, SystemTime::now()).unwrap(),
+        coordinator,
+        agent,
+        "mem://1".into(),
+    )
+    .await;
+    // A second agent, node 4.
+    let dir = tempfile::tempdir().unwrap();
+    let second = Fabric::builder()
+        .agent(agent_config(dir.path()))
+        .runtime(scripted_runtime())
+        .resources(probe())
+        .transport_shared(Arc::new(net.endpoint(identity(Role::Agent, 4))))
+        .coordinator_addr(NodeId(1), "mem://1".to_owned())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    for _ in 0..300 {
+        let state = env.consensus.state().await.unwrap();
+        if state
+            .nodes
+            .get(&NodeId(4))
+            .is_some_and(|n| n.liveness == Liveness::Ready)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Two replicas of "pair", one on each node.
+    let mut spec = WorkloadSpec::new(IMAGE);
+    spec.replicas = 2;
+    spec.placement.spread = Some(SpreadConstraint {
+        topology_key: TopologyKey::Node,
+        max_skew: 1,
+    });
+    env.consensus
+        .propose(CommandEnvelope::new(
+            SystemClock.now_ms(),
+            Command::CreateWorkload {
+                namespace: "default".into(),
+                name: "pair".into(),
+                labels: Default::default(),
+                spec,
+            },
+        ))
+        .await
+        .unwrap();
+    let mut placed = Vec::new();
+    for _ in 0..300 {
+        let state = env.consensus.state().await.unwrap();
+        let w = state
+            .workloads
+            .values()
+            .find(|w| w.name == "pair")
+            .unwrap()
+            .id;
+        placed = state
+            .replicas_of(w)
+            .filter(|r| r.phase == ReplicaPhase::Running)
+            .map(|r| (r.id.get(), r.node))
+            .collect::<Vec<_>>();
+        if placed.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    placed.sort();
+    assert_eq!(placed.len(), 2, "both replicas run: {placed:?}");
+    assert_ne!(placed[0].1, placed[1].1, "one replica per node: {placed:?}");
+    let admin = env.client(Role::Admin, 0);
+    let all = read_by_replica(&admin, "pair").await.unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+
+    // The agent of the lowest replica (the one exec picks by default) is cut off.
+    let ((dead, dead_node), (live, _)) = (placed[0], placed[1]);
+    net.partition(&[NodeId(1)], &[dead_node]);
+    let logs = read_by_replica(&admin, "pair").await.unwrap();
+    assert!(!logs.contains_key(&dead), "{logs:?}");
+    assert!(
+        logs.get(&live)
+            .is_some_and(|t| t.starts_with("line 1\nline 2\n")),
+        "{logs:?}"
+    );
+    // A named replica keeps its precise error.
+    let mut named = logs_req(dead, false);
+    named.workload = Some(pb::WorkloadRef {
+        namespace: String::new(),
+        name: "pair".into(),
+    });
+    let e = status_of(admin.logs(named).await.unwrap_err());
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(e.message().contains(&dead_node.to_string()), "{e:?}");
+
+    // Once the node is Down (its replica may still show Running), exec runs in the live one.
+    env.consensus
+        .propose(CommandEnvelope::new(
+            SystemClock.now_ms(),
+            Command::SetLiveness {
+                changes: vec![(dead_node, Liveness::Down)],
+            },
+        ))
+        .await
+        .unwrap();
+    let mut req = exec_req(0, &["cat", "/etc/hostname"], 0);
+    req.workload = Some(pb::WorkloadRef {
+        namespace: "default".into(),
+        name: "pair".into(),
+    });
+    let out = admin.exec(req).await.unwrap();
+    assert_eq!(out.replica, live);
+    assert_eq!((out.exit_code, &out.stdout[..]), (0, &b"logger-0\n"[..]));
+    let logs = read_by_replica(&admin, "pair").await.unwrap();
+    assert!(
+        logs.contains_key(&live) && !logs.contains_key(&dead),
+        "{logs:?}"
+    );
+
+    second.shutdown().await;
     env.shutdown().await;
 }

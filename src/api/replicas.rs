@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use cloudless_core::ids::{NodeId, ReplicaId};
+use cloudless_core::node::Liveness;
 use cloudless_core::replica::{Replica, ReplicaPhase};
 use cloudless_core::state::ClusterState;
 use cloudless_core::workload::Workload;
@@ -53,8 +54,17 @@ fn replica_of<'s>(state: &'s ClusterState, w: &Workload, id: u64) -> Result<&'s 
         })
 }
 
+/// Whether `node` is alive as far as the ledger knows (Ready or Suspect): a replica on a Down,
+/// Left or unknown node cannot be reached, even if the ledger still shows it Running.
+fn node_alive(state: &ClusterState, node: NodeId) -> bool {
+    state
+        .nodes
+        .get(&node)
+        .is_some_and(|n| matches!(n.liveness, Liveness::Ready | Liveness::Suspect))
+}
+
 /// The replicas a logs request reads: `replica` (any phase but Pending), or every replica of
-/// the workload that has started and not ended (`replica` = 0).
+/// the workload that has started and not ended on a live node (`replica` = 0).
 pub(crate) fn log_targets(
     state: &ClusterState,
     w: &Workload,
@@ -80,7 +90,7 @@ pub(crate) fn log_targets(
             matches!(
                 r.phase,
                 ReplicaPhase::Starting | ReplicaPhase::Running | ReplicaPhase::Stopping
-            )
+            ) && node_alive(state, r.node)
         })
         .map(|r| Target {
             replica: r.id,
@@ -97,7 +107,7 @@ pub(crate) fn log_targets(
 }
 
 /// The replica an exec request runs in: `replica` if it is Running, or the Running replica
-/// with the lowest id (`replica` = 0).
+/// on a live node with the lowest id (`replica` = 0).
 pub(crate) fn exec_target(
     state: &ClusterState,
     w: &Workload,
@@ -116,7 +126,7 @@ pub(crate) fn exec_target(
     } else {
         state
             .replicas_of(w.id)
-            .filter(|r| r.phase == ReplicaPhase::Running)
+            .filter(|r| r.phase == ReplicaPhase::Running && node_alive(state, r.node))
             .min_by_key(|r| r.id)
             .ok_or_else(|| {
                 Status::failed_precondition(format!(
@@ -192,14 +202,18 @@ pub(crate) fn unreachable(agents: Option<&AgentStreams>, targets: &[Target]) -> 
     ))
 }
 
-/// Opens the log of every target and merges them into one stream of API chunks. Fails before
-/// streaming if any target cannot be read.
+/// Opens the log of every target and merges them into one stream of API chunks. With `all`
+/// (the request named no replica) a target that cannot be opened is skipped, and the call
+/// fails only if none could be, with the first failure naming its replica; else (one named
+/// replica) its failure is the answer as is.
 pub(crate) async fn logs(
     agents: &AgentStreams,
     targets: &[Target],
     req: &pb::LogsRequest,
+    all: bool,
 ) -> Result<BoxStream<'static, Result<pb::LogChunk, Status>>, Status> {
     let mut streams = Vec::with_capacity(targets.len());
+    let mut first_failure: Option<Status> = None;
     for t in targets {
         let query = LogsQuery {
             replica: t.replica,
@@ -208,7 +222,26 @@ pub(crate) async fn logs(
             tail_lines: req.tail_lines,
         };
         let replica = t.replica.get();
-        let s = agents.logs(t.node, query).await.map_err(status)?;
+        let s = match agents.logs(t.node, query).await {
+            Ok(s) => s,
+            Err(e) if all => {
+                let e = status(e);
+                tracing::debug!(replica, node = %t.node, error = %e.message(),
+                    "skipping a replica whose log cannot be opened");
+                if first_failure.is_none() {
+                    first_failure = Some(Status::new(
+                        e.code(),
+                        format!(
+                            "no replica's log could be read; replica {replica} on node {}: {}",
+                            t.node,
+                            e.message()
+                        ),
+                    ));
+                }
+                continue;
+            }
+            Err(e) => return Err(status(e)),
+        };
         streams.push(
             s.map(move |item| {
                 item.map(|d| pb::LogChunk {
@@ -221,6 +254,11 @@ pub(crate) async fn logs(
             })
             .boxed(),
         );
+    }
+    if streams.is_empty()
+        && let Some(e) = first_failure
+    {
+        return Err(e);
     }
     Ok(futures::stream::select_all(streams).boxed())
 }

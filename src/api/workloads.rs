@@ -465,36 +465,35 @@ impl Workloads for WorkloadsApi {
         let caller = auth::caller(&req)?;
         // Any identity that may read the cluster (admins, coordinators); agents may not.
         auth::require_read(&caller)?;
+        let req = req.into_inner();
         let state = match self.core.state().await {
             Ok(s) => s,
             // A follower that cannot read the state lets the leader answer.
-            Err(e) => match self.core.route(&caller).await? {
-                Route::Forward(channel) => {
-                    let answer = WorkloadsClient::new(channel)
-                        .logs(forwarded(req.into_inner(), &caller))
-                        .await?;
-                    return Ok(Response::new(
-                        self.core.until_stopped(answer.into_inner().boxed()),
-                    ));
-                }
-                Route::Local => return Err(e),
-            },
+            Err(e) => return self.forward_logs(&caller, &req).await?.ok_or(e),
         };
-        let w = find(&state, req.get_ref().workload.as_ref())?;
-        let targets = replicas::log_targets(&state, w, req.get_ref().replica)?;
+        let w = find(&state, req.workload.as_ref())?;
+        let all = req.replica == 0;
+        let targets = replicas::log_targets(&state, w, req.replica)?;
         drop(state);
         if let Some(agents) = replicas::reachable(self.core.agents.as_ref(), &targets) {
-            let stream = replicas::logs(agents, &targets, req.get_ref()).await?;
+            let stream = replicas::logs(agents, &targets, &req, all).await?;
             return Ok(Response::new(self.core.until_stopped(stream)));
         }
         // Agents keep their connection to the leader: let it answer.
-        if let Route::Forward(channel) = self.core.route(&caller).await? {
-            let answer = WorkloadsClient::new(channel)
-                .logs(forwarded(req.into_inner(), &caller))
-                .await?;
-            return Ok(Response::new(
-                self.core.until_stopped(answer.into_inner().boxed()),
-            ));
+        if let Some(answer) = self.forward_logs(&caller, &req).await? {
+            return Ok(answer);
+        }
+        // The leader itself: with every replica asked for, read those whose agent is here.
+        if all && let Some(agents) = self.core.agents.as_ref() {
+            let here: Vec<replicas::Target> = targets
+                .iter()
+                .copied()
+                .filter(|t| agents.reaches(t.node))
+                .collect();
+            if !here.is_empty() {
+                let stream = replicas::logs(agents, &here, &req, all).await?;
+                return Ok(Response::new(self.core.until_stopped(stream)));
+            }
         }
         Err(replicas::unreachable(self.core.agents.as_ref(), &targets))
     }
@@ -505,35 +504,78 @@ impl Workloads for WorkloadsApi {
     ) -> Result<Response<pb::ExecResponse>, Status> {
         let caller = auth::caller(&req)?;
         auth::require_admin(&caller)?;
-        let r = req.get_ref();
-        if r.command.first().is_none_or(String::is_empty) {
+        let req = req.into_inner();
+        if req.command.first().is_none_or(String::is_empty) {
             return Err(errors::invalid("command", "a command is required"));
         }
-        let timeout = replicas::exec_timeout(r.timeout_seconds)?;
+        let timeout = replicas::exec_timeout(req.timeout_seconds)?;
         let state = match self.core.state().await {
             Ok(s) => s,
             // A follower that cannot read the state lets the leader answer.
-            Err(e) => match self.core.route(&caller).await? {
-                Route::Forward(channel) => {
-                    return WorkloadsClient::new(channel)
-                        .exec(forwarded(req.into_inner(), &caller))
-                        .await;
-                }
-                Route::Local => return Err(e),
-            },
+            Err(e) => return self.forward_exec(&caller, req).await?.ok_or(e),
         };
-        let w = find(&state, r.workload.as_ref())?;
-        let target = replicas::exec_target(&state, w, r.replica)?;
+        let w = find(&state, req.workload.as_ref())?;
+        let target = replicas::exec_target(&state, w, req.replica)?;
         drop(state);
         if let Some(agents) = replicas::reachable(self.core.agents.as_ref(), &[target]) {
-            let answer = replicas::exec(agents, target, req.into_inner().command, timeout).await?;
+            let answer = replicas::exec(agents, target, req.command, timeout).await?;
             return Ok(Response::new(answer));
         }
-        if let Route::Forward(channel) = self.core.route(&caller).await? {
-            return WorkloadsClient::new(channel)
-                .exec(forwarded(req.into_inner(), &caller))
-                .await;
+        if let Some(answer) = self.forward_exec(&caller, req).await? {
+            return Ok(answer);
         }
         Err(replicas::unreachable(self.core.agents.as_ref(), &[target]))
+    }
+}
+
+/// Whether `s` is an answer a server sent (a gRPC response carries `content-type`), rather than
+/// one tonic made here from a transport failure.
+pub(crate) fn answered_by_server(s: &Status) -> bool {
+    s.metadata().contains_key("content-type")
+}
+
+impl WorkloadsApi {
+    /// Forwards a logs call to the leader: its answer, or None when this member is the leader.
+    async fn forward_logs(
+        &self,
+        caller: &Caller,
+        req: &pb::LogsRequest,
+    ) -> Result<Option<Response<BoxStream<'static, Result<pb::LogChunk, Status>>>>, Status> {
+        let Route::Forward(channel) = self.core.route(caller).await? else {
+            return Ok(None);
+        };
+        let answer = WorkloadsClient::new(channel)
+            .logs(forwarded(req.clone(), caller))
+            .await?;
+        Ok(Some(Response::new(
+            self.core.until_stopped(answer.into_inner().boxed()),
+        )))
+    }
+
+    /// Forwards an exec call to the leader: its answer, or None when this member is the leader.
+    /// An Unavailable the leader did not send itself (the connection broke; the leader's own
+    /// Unavailable means the command never reached an agent) may come after the command ran: it
+    /// is answered Unknown, which clients do not retry.
+    async fn forward_exec(
+        &self,
+        caller: &Caller,
+        req: pb::ExecRequest,
+    ) -> Result<Option<Response<pb::ExecResponse>>, Status> {
+        let Route::Forward(channel) = self.core.route(caller).await? else {
+            return Ok(None);
+        };
+        match WorkloadsClient::new(channel)
+            .exec(forwarded(req, caller))
+            .await
+        {
+            Ok(answer) => Ok(Some(answer)),
+            Err(s) if s.code() == tonic::Code::Unavailable && !answered_by_server(&s) => {
+                Err(Status::unknown(format!(
+                    "the call forwarded to the leader failed: {} (the command may have run)",
+                    s.message()
+                )))
+            }
+            Err(s) => Err(s),
+        }
     }
 }

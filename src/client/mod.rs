@@ -303,6 +303,20 @@ impl Client {
         F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
+        self.call_retrying(f, |s| s.code() == Code::Unavailable)
+            .await
+    }
+
+    /// [`Client::call`], retrying only the failures `retry` accepts.
+    async fn call_retrying<T, F, Fut>(
+        &self,
+        f: F,
+        retry: fn(&Status) -> bool,
+    ) -> Result<T, ClientError>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
         let attempts = {
             let e = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
             e.list.len() + 2
@@ -315,7 +329,7 @@ impl Client {
             let channel = self.channel()?;
             match f(channel).await {
                 Ok(r) => return Ok(r.into_inner()),
-                Err(s) if s.code() == Code::Unavailable => {
+                Err(s) if retry(&s) => {
                     self.redirect(&s);
                     last = Some(s);
                 }
@@ -517,12 +531,16 @@ impl Client {
         .await
     }
 
-    /// Runs a command in a replica's container.
+    /// Runs a command in a replica's container. Retried only on an Unavailable that came before
+    /// the command could run (see [`exec_not_started`]); Unknown means it may have run.
     pub async fn exec(&self, req: pb::ExecRequest) -> Result<pb::ExecResponse, ClientError> {
-        self.call(|ch| {
-            let r = req.clone();
-            async move { Self::workloads(ch).exec(r).await }
-        })
+        self.call_retrying(
+            |ch| {
+                let r = req.clone();
+                async move { Self::workloads(ch).exec(r).await }
+            },
+            exec_not_started,
+        )
         .await
     }
 
@@ -685,6 +703,18 @@ enum NodeAction {
     Cordon,
     Drain,
     Uncordon,
+}
+
+/// Whether an exec that failed with `s` surely did not run, so retrying it cannot run the
+/// command twice. Only an Unavailable qualifies, and only because no Unavailable here can come
+/// after the command may have run: Cloudless servers answer an exec Unavailable only before it
+/// reached an agent (a broken agent stream or a forwarded call that broke under way is Unknown,
+/// "the command may have run"), and tonic makes Unavailable on this side only for a failed
+/// connect, a stream the server refused unprocessed, or an HTTP/2 keep-alive timeout — and the
+/// client's channels set no keep-alive. A connection that breaks mid-call is Unknown or
+/// Internal here, never retried.
+fn exec_not_started(s: &Status) -> bool {
+    s.code() == Code::Unavailable
 }
 
 #[cfg(test)]
