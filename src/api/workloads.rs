@@ -553,9 +553,10 @@ impl WorkloadsApi {
     }
 
     /// Forwards an exec call to the leader: its answer, or None when this member is the leader.
-    /// An Unavailable the leader did not send itself (the connection broke; the leader's own
-    /// Unavailable means the command never reached an agent) may come after the command ran: it
-    /// is answered Unknown, which clients do not retry.
+    /// The leader's own Unavailable means the command never reached an agent and passes
+    /// through. One made here by tonic cannot say whether the call had reached the leader, so
+    /// it is answered Unknown ("the command may have run"), which clients do not retry; a
+    /// failed connect to the leader is answered Unknown too, on the safe side.
     async fn forward_exec(
         &self,
         caller: &Caller,
