@@ -239,8 +239,26 @@ async fn published_ports_and_outbound_connections() {
     rt.create(&client).await.expect("create");
     rt.start(&client.id).await.expect("start");
     let got = tokio::task::spawn_blocking(move || {
-        listener.set_nonblocking(false).expect("blocking");
-        let (mut conn, peer) = listener.accept().expect("accept");
+        // Polled against a deadline: a container that cannot get out fails the test instead
+        // of hanging it.
+        listener.set_nonblocking(true).expect("nonblocking");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let (mut conn, peer) = loop {
+            match listener.accept() {
+                Ok(c) => break c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "no connection from the container to {host_ip}:{port} within 30 s"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        conn.set_nonblocking(false).expect("blocking");
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("read timeout");
         let mut text = String::new();
         conn.read_to_string(&mut text).expect("read");
         (text, peer)
