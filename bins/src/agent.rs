@@ -585,6 +585,7 @@ pub struct RunningAgent {
     _renewal: Option<RenewalDriver>,
     image_gc: Option<tokio::task::JoinHandle<()>>,
     cgroup_parent: String,
+    namespace: String,
     /// The agent's identity.
     pub identity: cloudless_core::transport::PeerIdentity,
 }
@@ -599,7 +600,11 @@ impl RunningAgent {
             f.shutdown().await;
         }
         self.transport.close();
-        let removed = cgroups::remove_empty(Path::new(cgroups::CGROUP_ROOT), &self.cgroup_parent);
+        let removed = cgroups::remove_owned(
+            Path::new(cgroups::CGROUP_ROOT),
+            &self.cgroup_parent,
+            &self.namespace,
+        );
         if removed > 0 {
             tracing::info!(
                 parent = %self.cgroup_parent,
@@ -907,6 +912,7 @@ pub async fn run(s: &AgentSettings, token: Option<String>) -> Result<RunningAgen
         _renewal: renewal,
         image_gc,
         cgroup_parent: s.cgroup_parent.clone(),
+        namespace: s.namespace.clone(),
     })
 }
 
@@ -1121,11 +1127,47 @@ mod tests {
 
 /// Removal of the agent's empty cgroups when it stops. Only empty directories go: the kernel
 /// refuses `rmdir` of a cgroup with processes or children, so running workloads keep theirs.
+/// Only subtrees the agent owns are walked ([`owned_subtrees`]), so a shared parent such as
+/// `system.slice` keeps other services' empty cgroups.
 pub mod cgroups {
     use std::path::Path;
 
     /// Where cgroup hierarchies are mounted.
     pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+    /// Prefix of the last segment of a cgroup parent the agent owns whole (the default parent
+    /// is `cloudless-agent-<name>`).
+    pub const OWNED_PREFIX: &str = "cloudless-agent-";
+
+    /// The cgroups (relative) whose empty descendants the agent removes when it stops: the whole
+    /// `parent` when its last segment starts with [`OWNED_PREFIX`] (a parent made for the
+    /// agent: containerd's `<parent>/<namespace>/<id>` and the process runtime's `<parent>/<id>`
+    /// are below it); otherwise (a shared parent such as `system.slice`) only
+    /// `<parent>/<namespace>`, which holds nothing but the agent's containerd containers. The
+    /// process runtime removes its `<parent>/<id>` cgroups itself when it removes a container.
+    pub fn owned_subtrees(parent: &str, namespace: &str) -> Vec<String> {
+        let rel = parent.trim_matches('/');
+        let owned = rel
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.starts_with(OWNED_PREFIX) && last.len() > OWNED_PREFIX.len());
+        if owned {
+            vec![rel.to_owned()]
+        } else if namespace.is_empty() || namespace.contains('/') {
+            Vec::new()
+        } else {
+            vec![format!("{rel}/{namespace}")]
+        }
+    }
+
+    /// Removes the empty cgroups of [`owned_subtrees`] of `parent` and `namespace` in every
+    /// hierarchy under `root`; returns how many directories were removed.
+    pub fn remove_owned(root: &Path, parent: &str, namespace: &str) -> usize {
+        owned_subtrees(parent, namespace)
+            .iter()
+            .map(|sub| remove_empty(root, sub))
+            .sum()
+    }
 
     /// Deepest nesting walked below the parent (`<parent>/<namespace>/<id>` is two levels).
     const MAX_DEPTH: usize = 8;
@@ -1209,6 +1251,58 @@ pub mod cgroups {
             assert!(root.path().join("pids/agent-a/ns/c1/tasks").exists());
             assert!(root.path().join("memory/other").exists());
             assert!(root.path().join("pids/other").exists());
+        }
+
+        #[test]
+        fn a_shared_parent_keeps_foreign_empty_cgroups() {
+            assert_eq!(
+                owned_subtrees("/cloudless-agent-edge-1", "cloudless"),
+                ["cloudless-agent-edge-1"]
+            );
+            assert_eq!(
+                owned_subtrees("/system.slice", "cloudless"),
+                ["system.slice/cloudless"]
+            );
+            assert_eq!(
+                owned_subtrees("cloudless-agent-", "ns"),
+                ["cloudless-agent-/ns"],
+                "the bare prefix is not an agent's parent"
+            );
+            assert!(owned_subtrees("system.slice", "../x").is_empty());
+
+            let root = tempfile::tempdir().unwrap();
+            // cgroup v2 layout: one hierarchy at the root.
+            std::fs::write(root.path().join("cgroup.controllers"), "memory pids\n").unwrap();
+            let mk = |rel: &str| std::fs::create_dir_all(root.path().join(rel)).unwrap();
+            mk("system.slice/cloudless/ended");
+            mk("system.slice/cloudless/running");
+            std::fs::write(
+                root.path()
+                    .join("system.slice/cloudless/running/cgroup.procs"),
+                "7",
+            )
+            .unwrap();
+            // Another service's empty cgroup next to the agent's namespace.
+            mk("system.slice/foreign.service");
+            assert_eq!(remove_owned(root.path(), "system.slice", "cloudless"), 1);
+            assert!(!root.path().join("system.slice/cloudless/ended").exists());
+            assert!(root.path().join("system.slice/cloudless/running").exists());
+            assert!(root.path().join("system.slice/foreign.service").is_dir());
+            // Once the last container is gone the namespace goes too, the shared parent stays.
+            std::fs::remove_dir_all(root.path().join("system.slice/cloudless/running")).unwrap();
+            assert_eq!(remove_owned(root.path(), "system.slice", "cloudless"), 1);
+            assert!(!root.path().join("system.slice/cloudless").exists());
+            assert!(root.path().join("system.slice/foreign.service").is_dir());
+
+            // An agent-made parent goes whole, the process runtime's children included.
+            mk("cloudless-agent-edge-1/proc-1");
+            mk("cloudless-agent-edge-1/cloudless/c1");
+            assert_eq!(
+                remove_owned(root.path(), "cloudless-agent-edge-1", "cloudless"),
+                4
+            );
+            assert!(!root.path().join("cloudless-agent-edge-1").exists());
+            assert!(root.path().join("system.slice/foreign.service").is_dir());
         }
     }
 }
