@@ -29,10 +29,12 @@ fn sigterm_with_an_open_event_watch_exits_promptly_and_ends_the_stream() {
     let code = lab.coordinators[0]
         .as_mut()
         .unwrap()
-        .sigterm(Duration::from_secs(5));
+        .sigterm(Duration::from_secs(12));
     let took = started.elapsed();
     assert_eq!(code, 0, "exit code{}", lab.logs());
-    assert!(took < Duration::from_secs(5), "stopped after {took:?}");
+    // The API's own shutdown grace is 3 s; the rest is headroom for a loaded CI machine. Before
+    // streams were ended on shutdown, the process never exited on its own.
+    assert!(took < Duration::from_secs(12), "stopped after {took:?}");
 
     // The stream ends (the shutdown's Unavailable, or the end of the connection).
     let end = lab.block_on(async {

@@ -17,7 +17,8 @@ use std::process::Command;
 use common::Lab;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reflection_client.py");
-const PACKAGES: [&str; 2] = ["grpcio", "grpcio-reflection"];
+/// Pinned: the test must not change behaviour when PyPI publishes a new release.
+const PACKAGES: [&str; 2] = ["grpcio==1.85.3", "grpcio-reflection==1.85.1"];
 
 /// Fails under CI, else prints why the test is skipped; `None` either way.
 fn missing(what: String) -> Option<PathBuf> {
