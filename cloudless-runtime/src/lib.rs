@@ -41,3 +41,4 @@ pub mod chain;
 pub use chain::ChainRuntime;
 pub mod busybox;
 mod capped_log;
+mod log_stream;

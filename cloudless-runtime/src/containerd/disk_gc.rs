@@ -16,9 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cloudless_core::runtime::RuntimeError;
-use containerd_client::services::v1::{
-    Image, ListContainersRequest, ListImagesRequest, UpdateImageRequest,
-};
+use containerd_client::services::v1::{Image, UpdateImageRequest};
 use containerd_client::tonic::Code;
 
 use super::client::status_error;
@@ -230,27 +228,7 @@ impl ContainerdRuntime {
         keep: &BTreeSet<String>,
     ) -> Result<Vec<ImageUse>, RuntimeError> {
         let client = &self.inner.client;
-        let images = client
-            .images()
-            .list(client.req(ListImagesRequest {
-                filters: Vec::new(),
-            }))
-            .await
-            .map_err(|s| status_error(s, "image list"))?
-            .into_inner()
-            .images;
-        let used: BTreeSet<String> = client
-            .containers()
-            .list(client.req(ListContainersRequest {
-                filters: Vec::new(),
-            }))
-            .await
-            .map_err(|s| status_error(s, "container list"))?
-            .into_inner()
-            .containers
-            .into_iter()
-            .map(|c| c.image)
-            .collect();
+        let (images, used) = gc::images_and_users(&self.inner).await?;
         let now = now_ms();
         let mut out = Vec::with_capacity(images.len());
         for img in images {

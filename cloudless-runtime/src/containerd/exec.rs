@@ -216,13 +216,7 @@ pub(crate) fn oom_kills(root: &Path, path: &str) -> u64 {
         root.join(rel).join("memory.events")
     };
     std::fs::read_to_string(file)
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("oom_kill ")
-                    .and_then(|v| v.trim().parse().ok())
-            })
-        })
+        .map(|s| crate::process::oom_kill_count(&s))
         .unwrap_or(0)
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use cloudless_core::runtime::RuntimeError;
 use containerd_client::services::v1::{
-    DeleteImageRequest, ListContainersRequest, ListImagesRequest,
+    DeleteImageRequest, Image, ListContainersRequest, ListImagesRequest,
 };
 use containerd_client::tonic::Code;
 
@@ -30,9 +30,11 @@ pub(crate) async fn delete(inner: &Inner, name: &str, sync: bool) -> Result<bool
     }
 }
 
-/// Removes every image of the namespace that no container (of any state) references, then
-/// lets the collector run; returns the removed names, sorted.
-pub(crate) async fn prune_images(inner: &Inner) -> Result<Vec<String>, RuntimeError> {
+/// The namespace's images, and the names of the images some container (of any state)
+/// references.
+pub(crate) async fn images_and_users(
+    inner: &Inner,
+) -> Result<(Vec<Image>, BTreeSet<String>), RuntimeError> {
     let client = &inner.client;
     let images = client
         .images()
@@ -55,6 +57,13 @@ pub(crate) async fn prune_images(inner: &Inner) -> Result<Vec<String>, RuntimeEr
         .into_iter()
         .map(|c| c.image)
         .collect();
+    Ok((images, used))
+}
+
+/// Removes every image of the namespace that no container (of any state) references, then
+/// lets the collector run; returns the removed names, sorted.
+pub(crate) async fn prune_images(inner: &Inner) -> Result<Vec<String>, RuntimeError> {
+    let (images, used) = images_and_users(inner).await?;
     let unused: BTreeSet<String> = images
         .into_iter()
         .map(|i| i.name)

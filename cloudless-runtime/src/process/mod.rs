@@ -16,7 +16,9 @@
 //! runtime.
 
 mod cgroup;
-mod logs;
+
+/// The cgroup OOM-kill counter parser, shared with the containerd runtime.
+pub(crate) use cgroup::oom_kill_count;
 mod ops;
 mod plan;
 mod record;

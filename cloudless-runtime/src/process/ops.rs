@@ -22,7 +22,7 @@ use super::cgroup::{self, CgroupError, CgroupMode};
 use super::plan::{self, Host, Plan};
 use super::record::{self, ExitRecord, Started};
 use super::signal::{kill_group, signal_group};
-use super::{Inner, ProcessInfo, logs};
+use super::{Inner, ProcessInfo};
 use crate::containerd::valid_id;
 
 /// How long `stop` waits for the exit after SIGKILL before giving up.
@@ -566,7 +566,12 @@ pub(crate) async fn logs(
         ensure_waiter(inner, id.as_str());
     }
     let following = follow && !matches!(state, ContainerState::Exited { .. });
-    Ok(logs::stream(r.dir.join(record::LOG), from, following, exit))
+    Ok(crate::log_stream::stream(
+        r.dir.join(record::LOG),
+        from,
+        following,
+        exit,
+    ))
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {

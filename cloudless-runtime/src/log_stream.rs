@@ -1,5 +1,7 @@
-//! Reading a replica's log file from an offset, optionally following it until the exit. The
-//! shim appends; this only reads, so a stopped agent never blocks a process on its output.
+//! Reading a rotating log file (`capped_log`) from a logical offset, optionally following it
+//! until the workload exits — shared by the containerd runtime and the process runtime. The
+//! writer (containerd's logger, the process shim) appends; this only reads, so a stopped agent
+//! never blocks a workload on its output.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,8 +10,6 @@ use bytes::Bytes;
 use cloudless_core::runtime::{LogChunk, RuntimeError};
 use futures::stream::BoxStream;
 use tokio::sync::watch;
-
-use super::watch::Exit;
 
 /// Largest chunk one read yields.
 const CHUNK: usize = 64 << 10;
@@ -26,14 +26,16 @@ async fn read_at(path: &Path, offset: u64) -> Result<(u64, Vec<u8>), RuntimeErro
         .map_err(|e| RuntimeError::Other(Box::new(e)))
 }
 
-struct Follow {
+struct Follow<T> {
     path: PathBuf,
     offset: u64,
+    /// Still following: the workload has not exited (as far as we know).
     following: bool,
-    exit: watch::Receiver<Option<Exit>>,
+    /// `Some` once the workload exited (whatever the runtime records about the exit).
+    exit: watch::Receiver<Option<T>>,
 }
 
-async fn step(mut f: Follow) -> Option<(Result<LogChunk, RuntimeError>, Follow)> {
+async fn step<T>(mut f: Follow<T>) -> Option<(Result<LogChunk, RuntimeError>, Follow<T>)> {
     loop {
         let (at, data) = match read_at(&f.path, f.offset).await {
             Ok(d) => d,
@@ -57,14 +59,15 @@ async fn step(mut f: Follow) -> Option<(Result<LogChunk, RuntimeError>, Follow)>
             return None;
         }
         if f.exit.borrow().is_some() {
-            // The shim wrote every byte before recording the exit: one more read drains it.
+            // The writer flushed every byte before the exit was recorded: one more read
+            // drains it.
             f.following = false;
             continue;
         }
         tokio::select! {
             changed = f.exit.changed() => {
                 if changed.is_err() {
-                    // Removed.
+                    // The workload was removed.
                     f.following = false;
                 }
             }
@@ -74,11 +77,11 @@ async fn step(mut f: Follow) -> Option<(Result<LogChunk, RuntimeError>, Follow)>
 }
 
 /// The log at `path` from `from`; while `following`, until `exit` reports the exit.
-pub(crate) fn stream(
+pub(crate) fn stream<T: Send + Sync + 'static>(
     path: PathBuf,
     from: u64,
     following: bool,
-    exit: watch::Receiver<Option<Exit>>,
+    exit: watch::Receiver<Option<T>>,
 ) -> BoxStream<'static, Result<LogChunk, RuntimeError>> {
     Box::pin(futures::stream::unfold(
         Follow {
