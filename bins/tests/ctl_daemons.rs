@@ -2,48 +2,15 @@
 //! credentials file the CLI's context points at) and a `cloudless-agent` on the process runtime.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{AGENT, COORDINATOR, SHIM, command};
+
 const CTL: &str = env!("CARGO_BIN_EXE_cloudlessctl");
-const COORDINATOR: &str = env!("CARGO_BIN_EXE_cloudless-coordinator");
-const AGENT: &str = env!("CARGO_BIN_EXE_cloudless-agent");
-const SHIM: &str = env!("CARGO_BIN_EXE_cloudless-agent-shim");
-
-/// A base port P with P..P+3 free for UDP and TCP on loopback.
-fn free_base() -> u16 {
-    let seed = u64::from(std::process::id()) * 7919
-        + u64::from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos(),
-        );
-    for i in 0..500u64 {
-        let base = 20_000 + u16::try_from((seed + i * 104_729) % 40_000).unwrap();
-        let all_free = (0..4).all(|o| {
-            let a = SocketAddr::from(([127, 0, 0, 1], base + o));
-            UdpSocket::bind(a).is_ok() && TcpListener::bind(a).is_ok()
-        });
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no free port range");
-}
-
-fn command(program: &str) -> Command {
-    let mut cmd = Command::new(program);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CLOUDLESS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("CLOUDLESS_LOG", "info");
-    cmd
-}
 
 /// Children killed when the test ends, pass or fail.
 struct Children(Vec<Child>);
@@ -99,7 +66,7 @@ fn logs(dir: &Path) -> String {
 #[test]
 fn cloudlessctl_operates_a_real_coordinator_and_agent() {
     let dir = tempfile::tempdir().unwrap();
-    let base = free_base();
+    let base = common::free_bases(1)[0];
     let listen = format!("127.0.0.1:{base}");
     let api = format!("127.0.0.1:{}", base + 3);
     let coord_dir: PathBuf = dir.path().join("coordinator");

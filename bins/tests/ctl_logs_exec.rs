@@ -5,17 +5,17 @@
 //! after it started, deterministically.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::{AGENT, COORDINATOR, SHIM, command};
+
 const CTL: &str = env!("CARGO_BIN_EXE_cloudlessctl");
-const COORDINATOR: &str = env!("CARGO_BIN_EXE_cloudless-coordinator");
-const AGENT: &str = env!("CARGO_BIN_EXE_cloudless-agent");
-const SHIM: &str = env!("CARGO_BIN_EXE_cloudless-agent-shim");
 
 const MANIFEST: &str = r#"apiVersion: cloudless.dev/v1
 kind: Workload
@@ -27,39 +27,6 @@ spec:
   args: ["echo one; echo two; while [ ! -e go ]; do sleep 0.1; done; echo three; exec sleep 100000"]
   replicas: 1
 "#;
-
-/// A base port P with P..P+3 free for UDP and TCP on loopback.
-fn free_base() -> u16 {
-    let seed = u64::from(std::process::id()) * 6151
-        + u64::from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos(),
-        );
-    for i in 0..500u64 {
-        let base = 20_000 + u16::try_from((seed + i * 104_729) % 40_000).unwrap();
-        let all_free = (0..4).all(|o| {
-            let a = SocketAddr::from(([127, 0, 0, 1], base + o));
-            UdpSocket::bind(a).is_ok() && TcpListener::bind(a).is_ok()
-        });
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no free port range");
-}
-
-fn command(program: &str) -> Command {
-    let mut cmd = Command::new(program);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CLOUDLESS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("CLOUDLESS_LOG", "info");
-    cmd
-}
 
 /// Children killed when the test ends, pass or fail.
 struct Children(Vec<Child>);
@@ -155,7 +122,7 @@ impl Drop for Leftovers {
 
 /// A coordinator and a process-runtime agent, with a CLI config pointing at the API.
 fn start_fabric(dir: &Path, children: &mut Children) -> PathBuf {
-    let base = free_base();
+    let base = common::free_bases(1)[0];
     let listen = format!("127.0.0.1:{base}");
     let api = format!("127.0.0.1:{}", base + 3);
     let coord_dir = dir.join("coordinator");
