@@ -6,7 +6,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests unwrap to fail loudly.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -37,26 +38,6 @@ impl Drop for CgroupGuard {
             &self.0,
         );
     }
-}
-
-/// A base port P with P..P+3 free for UDP and TCP on loopback.
-fn free_base() -> u16 {
-    let seed = std::process::id() as u64 * 7919
-        + std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos() as u64;
-    for i in 0..500u64 {
-        let base = 20_000 + ((seed + i * 104_729) % 40_000) as u16;
-        let all_free = (0..4).all(|o| {
-            let a = SocketAddr::from(([127, 0, 0, 1], base + o));
-            UdpSocket::bind(a).is_ok() && TcpListener::bind(a).is_ok()
-        });
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no free port range");
 }
 
 fn clean_env(cmd: &mut Command) -> &mut Command {
@@ -164,7 +145,7 @@ impl Cluster {
     fn init() -> (Self, String) {
         let c = Cluster {
             dir: tempfile::tempdir().unwrap(),
-            base: free_base(),
+            base: common::free_bases(1)[0],
         };
         let out = run(
             COORDINATOR,
@@ -611,7 +592,7 @@ fn an_agent_on_the_process_runtime_joins_runs_and_both_stop_cleanly() {
 fn a_locked_ca_key_needs_its_passphrase_to_run() {
     let c = Cluster {
         dir: tempfile::tempdir().unwrap(),
-        base: free_base(),
+        base: common::free_bases(1)[0],
     };
     let secret = c.dir.path().join("passphrase");
     std::fs::write(&secret, "correct horse battery staple\n").unwrap();
