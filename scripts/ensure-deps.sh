@@ -13,6 +13,15 @@ command -v containerd >/dev/null 2>&1 || need_pkgs+=(containerd)
 command -v runc >/dev/null 2>&1 || need_pkgs+=(runc)
 [ -x /usr/lib/cni/bridge ] || need_pkgs+=(containernetworking-plugins)
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
+# Outbound NAT and published ports (CNI portmap) run iptables; size-limited volumes are ext4
+# images (mkfs.ext4) on a loop device (losetup, mount).
+command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)
+command -v mkfs.ext4 >/dev/null 2>&1 || need_pkgs+=(e2fsprogs)
+command -v losetup >/dev/null 2>&1 || need_pkgs+=(mount)
+# The CLI's terminal test runs cloudlessctl under `script` (a pseudo-terminal).
+command -v script >/dev/null 2>&1 || need_pkgs+=(bsdutils)
+# The network tests read and clean up bridges with `ip`.
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 # (the image has no libc, so Debian's dynamic `busybox` package would not do)
 if command -v dpkg-query >/dev/null 2>&1; then
   dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=(busybox-static)
