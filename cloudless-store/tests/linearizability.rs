@@ -276,6 +276,53 @@ async fn nemesis(run: Arc<Run>, seed: u64) -> u64 {
     faults
 }
 
+/// Creates register `k` (a workload `lin/reg-<k>` holding 0) before the clients start, as a
+/// client would: at the current leader, again after a leader change or a timeout (the fast
+/// election timeouts depose leaders readily on a loaded machine), and looked up by name when an
+/// earlier attempt whose outcome was unknown created it after all.
+async fn create_register(cluster: &Cluster, k: u64) -> WorkloadId {
+    let name = format!("reg-{k}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let leader = cluster.member(cluster.wait_leader(&[]).await).clone();
+        if let Ok(state) = leader.state().await
+            && let Some(w) = state
+                .workloads
+                .values()
+                .find(|w| w.namespace == "lin" && w.name == name)
+        {
+            return w.id;
+        }
+        let created = leader
+            .propose(CommandEnvelope::new(
+                T0,
+                Command::CreateWorkload {
+                    namespace: "lin".into(),
+                    name: name.clone(),
+                    labels: BTreeMap::new(),
+                    spec: WorkloadSpec::new("reg:0"),
+                },
+            ))
+            .await;
+        match created {
+            Ok(applied) => match applied.result {
+                CommandResult::WorkloadCreated { workload } => return workload,
+                other => panic!("unexpected result {other:?}"),
+            },
+            // Created by an earlier attempt: the read above finds it next time.
+            Err(ConsensusError::Rejected(ApplyError::AlreadyExists { .. })) => {}
+            Err(e @ ConsensusError::Rejected(_)) => panic!("creating {name}: {e}"),
+            Err(e) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "creating {name}: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
 /// Runs one seeded workload and returns its history.
 async fn run_once(seed: u64, stale_reads: bool) -> (Vec<Op>, u64) {
     let tweak: common::Tweak = Arc::new(|c| {
@@ -283,26 +330,9 @@ async fn run_once(seed: u64, stale_reads: bool) -> (Vec<Op>, u64) {
             .with_propose_timeout(Duration::from_millis(600))
     });
     let cluster = Cluster::start_in(MEMBERS, seed, tweak, data_dir()).await;
-    let leader = cluster.wait_leader(&[]).await;
     let mut keys = Vec::new();
     for k in 0..KEYS {
-        let created = cluster
-            .member(leader)
-            .propose(CommandEnvelope::new(
-                T0,
-                Command::CreateWorkload {
-                    namespace: "lin".into(),
-                    name: format!("reg-{k}"),
-                    labels: BTreeMap::new(),
-                    spec: WorkloadSpec::new("reg:0"),
-                },
-            ))
-            .await
-            .unwrap();
-        let CommandResult::WorkloadCreated { workload } = created.result else {
-            panic!("unexpected result {:?}", created.result);
-        };
-        keys.push(workload);
+        keys.push(create_register(&cluster, k).await);
     }
     if stale_reads {
         for m in cluster.members.values() {
