@@ -29,7 +29,8 @@ use cloudless_net::identity::{
 use cloudless_net::quic::{QuicConfig, QuicTransport};
 
 const HOUR: Duration = Duration::from_secs(3600);
-const WAIT: Duration = Duration::from_secs(5);
+/// A call's deadline: generous, a handshake on a loaded machine can be slow.
+const WAIT: Duration = Duration::from_secs(30);
 
 struct Cluster {
     ca: Arc<ClusterCa>,

@@ -26,7 +26,8 @@ use cloudless_net::identity::{
 };
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
-const WAIT: Duration = Duration::from_secs(5);
+/// A call's deadline: generous, a handshake on a loaded machine can be slow.
+const WAIT: Duration = Duration::from_secs(30);
 
 fn report() -> NodeReport {
     let r = Resources {
