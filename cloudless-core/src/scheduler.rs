@@ -16,7 +16,7 @@ use crate::node::Node;
 use crate::replica::Replica;
 use crate::resources::Resources;
 use crate::state::ClusterState;
-use crate::workload::{TopologyKey, Workload};
+use crate::workload::{HostPort, TopologyKey, Workload};
 
 /// An immutable view of the cluster for one scheduling pass.
 #[derive(Debug, Clone, Default)]
@@ -218,6 +218,10 @@ pub struct PlacementContext<'a> {
     /// workloads its affinity terms name), existing reservations plus the batch so far. See
     /// [`TopologyCounts::for_request`] for when existing replicas are counted.
     pub topology: &'a TopologyCounts,
+    /// Host ports already published per node among those the request publishes, existing
+    /// reservations plus the batch so far (empty when the request publishes none). See
+    /// [`HostPortsInUse::for_request`].
+    pub host_ports: &'a HostPortsInUse,
 }
 
 impl PlacementContext<'_> {
@@ -399,6 +403,112 @@ impl TopologyCounts {
     /// Replicas of `workload` in the whole cluster.
     pub fn total(&self, workload: &str) -> u32 {
         self.by_workload.get(workload).map_or(0, |c| c.total)
+    }
+}
+
+/// Host ports already published per node, among the `(hostPort, protocol)` pairs one request
+/// publishes: by replicas holding reservations (of any workload, the request's own included)
+/// and by the replicas the batch has placed so far.
+///
+/// Built per request so the host-port filter answers with a map lookup instead of a scan of
+/// the replica ledger; a request publishing no host port (the common case) gets an empty
+/// index without scanning or allocating anything.
+///
+/// ```
+/// use cloudless_core::ids::NodeId;
+/// use cloudless_core::scheduler::HostPortsInUse;
+/// use cloudless_core::workload::{HostPort, Protocol};
+///
+/// let mut idx = HostPortsInUse::new(vec![HostPort { port: 8080, protocol: Protocol::Tcp }]);
+/// assert_eq!(idx.conflict(NodeId(1)), None);
+/// idx.record(NodeId(1)); // a replica of the batch lands on node 1
+/// assert_eq!(idx.conflict(NodeId(1)).map(|p| p.to_string()).as_deref(), Some("8080/TCP"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct HostPortsInUse {
+    /// The request's host ports, deduplicated, in declaration order.
+    wanted: Vec<HostPort>,
+    /// Per node, which of `wanted` are taken there.
+    held: BTreeMap<NodeId, Vec<HostPort>>,
+}
+
+impl HostPortsInUse {
+    /// An index for a request publishing `wanted`, with nothing held yet (duplicates are
+    /// dropped; the order is kept).
+    pub fn new(wanted: impl IntoIterator<Item = HostPort>) -> Self {
+        let mut out = Self::default();
+        for p in wanted {
+            if !out.wanted.contains(&p) {
+                out.wanted.push(p);
+            }
+        }
+        out
+    }
+
+    /// The ports of `request` held on each node of `snapshot` by replicas holding a
+    /// reservation. A replica counts with its workload's current spec (the ledger keeps no
+    /// older specs); replicas of the request's own workload id count with the request's spec.
+    /// One pass over the workloads and one over the replicas, only when the request publishes
+    /// a host port.
+    pub fn for_request(snapshot: &ClusterSnapshot, request: &PlacementRequest) -> Self {
+        let own = &request.workload;
+        let mut out = Self::new(own.spec.host_ports());
+        if out.wanted.is_empty() {
+            return out;
+        }
+        // Which of the wanted ports each workload publishes.
+        let mut publishes: BTreeMap<WorkloadId, Vec<HostPort>> = BTreeMap::new();
+        for (id, w) in &snapshot.workloads {
+            let taken: Vec<HostPort> = w
+                .spec
+                .host_ports()
+                .filter(|p| out.wanted.contains(p))
+                .collect();
+            if !taken.is_empty() {
+                publishes.insert(*id, taken);
+            }
+        }
+        publishes.insert(own.id, out.wanted.clone());
+        for replica in snapshot.replicas.values() {
+            if !replica.holds_reservation() {
+                continue;
+            }
+            let Some(ports) = publishes.get(&replica.workload) else {
+                continue;
+            };
+            let on_node = out.held.entry(replica.node).or_default();
+            for p in ports {
+                if !on_node.contains(p) {
+                    on_node.push(*p);
+                }
+            }
+        }
+        out
+    }
+
+    /// The request's host ports, deduplicated, in declaration order (empty: nothing to check).
+    pub fn wanted(&self) -> &[HostPort] {
+        &self.wanted
+    }
+
+    /// A replica of the request lands on `node`: its ports are taken there (the pipeline calls
+    /// this as the batch is placed).
+    pub fn record(&mut self, node: NodeId) {
+        if self.wanted.is_empty() {
+            return;
+        }
+        let on_node = self.held.entry(node).or_default();
+        for p in &self.wanted {
+            if !on_node.contains(p) {
+                on_node.push(*p);
+            }
+        }
+    }
+
+    /// The first of the request's ports (in declaration order) already taken on `node`.
+    pub fn conflict(&self, node: NodeId) -> Option<HostPort> {
+        let held = self.held.get(&node)?;
+        self.wanted.iter().copied().find(|p| held.contains(p))
     }
 }
 

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use cloudless_core::ids::NodeId;
 use cloudless_core::node::PowerSource;
 use cloudless_core::scheduler::{
-    ClusterSnapshot, PlacementContext, PlacementRequest, Scheduler, Scorer, TopologyCounts,
+    ClusterSnapshot, HostPortsInUse, PlacementContext, PlacementRequest, Scheduler, Scorer,
+    TopologyCounts,
 };
 use cloudless_core::workload::{
     MatchOperator, NodeMatch, PlacementStrategy, Preferred, REGION_KEY, TopologyKey, WorkloadTerm,
@@ -22,6 +23,7 @@ use pipeline_support::*;
 fn score(s: &impl Scorer, snap: &ClusterSnapshot, request: &PlacementRequest, id: u64) -> f64 {
     let batch_free = BTreeMap::new();
     let topology = TopologyCounts::for_request(snap, request);
+    let host_ports = HostPortsInUse::for_request(snap, request);
     let ctx = PlacementContext {
         snapshot: snap,
         request,
@@ -29,6 +31,7 @@ fn score(s: &impl Scorer, snap: &ClusterSnapshot, request: &PlacementRequest, id
         batch_free: &batch_free,
         node_free: snap.free_on(NodeId(id)),
         topology: &topology,
+        host_ports: &host_ports,
     };
     s.score(&ctx, &snap.nodes[&NodeId(id)])
 }

@@ -76,6 +76,7 @@ pub(crate) fn apply(e: &ApplyError) -> Status {
         ApplyError::Invalid(_) => Status::invalid_argument(e.to_string()),
         ApplyError::GenerationConflict { .. }
         | ApplyError::DoesNotFit { .. }
+        | ApplyError::HostPortInUse { .. }
         | ApplyError::NodeUnavailable { .. }
         | ApplyError::InvalidTransition { .. }
         | ApplyError::TokenRefused { .. }

@@ -203,6 +203,17 @@ pub enum ApplyError {
         /// The dimensions that do not fit.
         dimensions: Vec<Dimension>,
     },
+    /// An assignment would publish a `(hostPort, protocol)` that a replica holding a
+    /// reservation on the node — or an earlier assignment of the same command — publishes.
+    #[error("host port {port} on node {node} is in use by {}", host_port_holder(.holder))]
+    HostPortInUse {
+        /// The node.
+        node: NodeId,
+        /// The port and its protocol.
+        port: crate::workload::HostPort,
+        /// The replica publishing it; `None` for another assignment of the same command.
+        holder: Option<ReplicaId>,
+    },
     /// The node does not accept new work (not Ready, cordoned or draining).
     #[error("node {node} does not accept new replicas: {reason}")]
     NodeUnavailable {
@@ -230,6 +241,14 @@ pub enum ApplyError {
     /// The command's content is invalid.
     #[error("invalid command: {0}")]
     Invalid(String),
+}
+
+/// Who holds a host port, for [`ApplyError::HostPortInUse`]'s message.
+fn host_port_holder(holder: &Option<ReplicaId>) -> String {
+    match holder {
+        Some(replica) => format!("replica {replica}"),
+        None => "another assignment of the same command".to_owned(),
+    }
 }
 
 /// Kinds of objects in cluster state, for change events and watch filters.

@@ -196,6 +196,27 @@ pub struct ContainerPort {
     pub host_port: Option<u16>,
 }
 
+/// A port published on the node, `(hostPort, protocol)`: a per-node resource, so no two
+/// replicas on one node may publish the same one. Displayed as `8080/TCP`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostPort {
+    /// The port on the node.
+    pub port: u16,
+    /// Its protocol.
+    pub protocol: Protocol,
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let protocol = match self.protocol {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        };
+        write!(f, "{}/{protocol}", self.port)
+    }
+}
+
 /// One port of an exposed service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -345,6 +366,30 @@ pub struct WorkloadSpec {
     /// Ephemeral volumes.
     #[serde(default)]
     pub volumes: Vec<EphemeralVolume>,
+}
+
+impl WorkloadSpec {
+    /// The host ports each replica publishes on its node, in declaration order (a validated
+    /// spec names each `(hostPort, protocol)` at most once).
+    ///
+    /// ```
+    /// use cloudless_core::workload::{ContainerPort, HostPort, Protocol, WorkloadSpec};
+    ///
+    /// let mut spec = WorkloadSpec::new("nginx:1.27");
+    /// spec.ports.push(ContainerPort { name: "metrics".into(), container_port: 9100, protocol: Protocol::Tcp, host_port: None });
+    /// spec.ports.push(ContainerPort { name: "http".into(), container_port: 80, protocol: Protocol::Tcp, host_port: Some(8080) });
+    /// let ports: Vec<HostPort> = spec.host_ports().collect();
+    /// assert_eq!(ports, [HostPort { port: 8080, protocol: Protocol::Tcp }]);
+    /// assert_eq!(ports[0].to_string(), "8080/TCP");
+    /// ```
+    pub fn host_ports(&self) -> impl Iterator<Item = HostPort> + '_ {
+        self.ports.iter().filter_map(|p| {
+            p.host_port.map(|port| HostPort {
+                port,
+                protocol: p.protocol,
+            })
+        })
+    }
 }
 
 impl WorkloadSpec {

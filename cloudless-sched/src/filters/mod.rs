@@ -3,6 +3,7 @@
 //! Each filter answers "may this replica go on this node?" with a short, stable reason when not;
 //! the pipeline counts rejections per reason to explain an unplaceable replica.
 
+mod host_port;
 mod liveness;
 mod node_affinity;
 mod node_selector;
@@ -11,6 +12,7 @@ mod resource_fit;
 mod taints;
 mod workload_affinity;
 
+pub use host_port::HostPortFilter;
 pub use liveness::LivenessFilter;
 pub use node_affinity::{NodeAffinityFilter, node_matches, node_value};
 pub use node_selector::NodeSelectorFilter;
@@ -32,6 +34,7 @@ pub fn default_filters() -> Vec<Box<dyn Filter>> {
         Box::new(NodeSelectorFilter),
         Box::new(NodeAffinityFilter),
         Box::new(ResourceFitFilter),
+        Box::new(HostPortFilter),
         Box::new(WorkloadAffinityFilter),
     ]
 }

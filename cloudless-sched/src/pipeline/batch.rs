@@ -7,8 +7,8 @@ use cloudless_core::ids::NodeId;
 use cloudless_core::node::Node;
 use cloudless_core::resources::Resources;
 use cloudless_core::scheduler::{
-    ClusterSnapshot, Placement, PlacementContext, PlacementRequest, PlacementResult,
-    TopologyCounts, Unplaceable, Volatility,
+    ClusterSnapshot, HostPortsInUse, Placement, PlacementContext, PlacementRequest,
+    PlacementResult, TopologyCounts, Unplaceable, Volatility,
 };
 use cloudless_core::workload::TopologyKey;
 
@@ -39,6 +39,8 @@ struct Batch<'a> {
     /// Free resources of every node, in node order, for the per-node context.
     free_vec: Vec<Resources>,
     topology: TopologyCounts,
+    /// The request's host ports taken per node, existing and this batch's.
+    host_ports: HostPortsInUse,
     batch: Vec<NodeId>,
     verdicts: Vec<Verdict>,
 }
@@ -53,6 +55,7 @@ impl Batch<'_> {
             batch_free: &self.batch_free,
             node_free: self.free_vec[i],
             topology: &self.topology,
+            host_ports: &self.host_ports,
         };
         for f in &self.sched.filters {
             if let Err(reason) = f.check(&ctx, node) {
@@ -144,6 +147,7 @@ pub(crate) fn place(
         snapshot,
         request,
         topology: TopologyCounts::for_request(snapshot, request),
+        host_ports: HostPortsInUse::for_request(snapshot, request),
         nodes: Vec::with_capacity(n),
         batch_free: BTreeMap::new(),
         free_vec: Vec::with_capacity(n),
@@ -211,6 +215,7 @@ pub(crate) fn place(
         b.free_vec[i] = b.free_vec[i].saturating_sub(&want);
         b.batch_free.insert(node.id, b.free_vec[i]);
         b.topology.record(own, node);
+        b.host_ports.record(node.id);
         b.batch.push(node.id);
         if let Some(s) = spread.as_mut() {
             s.record(i);

@@ -13,6 +13,7 @@
 //! the change list deterministic and free of duplicates however a handler is written.
 
 mod events;
+mod host_ports;
 mod nodes;
 mod replicas;
 mod services;

@@ -88,6 +88,7 @@ pub(super) fn assign(
             .map_err(|e| ApplyError::Invalid(format!("reservation on {}: {e}", a.node)))?;
         reserved.insert(a.node, after);
     }
+    super::host_ports::check(state, w, assignments)?;
     let count = u64::try_from(assignments.len())
         .map_err(|_| ApplyError::Invalid("too many assignments".into()))?;
     let first = state.next_replica_id;
