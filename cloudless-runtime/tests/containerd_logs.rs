@@ -112,9 +112,11 @@ async fn a_follower_reads_on_across_rotations() {
         cfg.log_limit = Some(limit(64 << 10));
     })
     .await;
-    // Eight bursts of ~29 KiB, 200 ms apart: 230 KiB through files of 16 KiB.
+    // Eight bursts of ~29 KiB, 500 ms apart: 230 KiB through files of 16 KiB. The 64 KiB kept
+    // hold about two bursts, so the follower may lag about a second (a loaded machine) before
+    // unread bytes rotate away.
     let script = "i=0; while [ $i -lt 8 ]; do seq $((i*5000+1)) $((i*5000+5000)); \
-                  i=$((i+1)); usleep 200000; done";
+                  i=$((i+1)); usleep 500000; done";
     let spec = common::sh("follow", script);
     rt.create(&spec).await.expect("create");
     rt.start(&spec.id).await.expect("start");
