@@ -1,5 +1,6 @@
-//! Pieces both daemons use: signals, private directories, the node report sent at enrollment,
-//! names, addresses, and the admin credentials file.
+//! Pieces both daemons use: signals, private directories, the settings every daemon has (config
+//! file, data dir, node name), the node report sent at enrollment, names, addresses, and the
+//! admin credentials file.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,9 @@ use cloudless_core::resources::Resources;
 use cloudless_net::identity::{NodeCredentials, NodeKey, write_private};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use serde::de::DeserializeOwned;
+
+use crate::config::{self, ConfigError};
 
 /// SIGTERM and SIGINT handlers, installed at start-up so a signal that arrives while the
 /// daemon is still starting is not fatal: it is kept and ends the daemon once started.
@@ -54,6 +58,30 @@ pub fn is_empty_dir(dir: &Path) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
         Err(e) => Err(anyhow!("{}: {e}", dir.display())),
     }
+}
+
+/// The config file given with `--config` (every key unset when none is given).
+pub fn load_config<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T, ConfigError> {
+    match path {
+        Some(p) => config::load_file(p),
+        None => Ok(T::default()),
+    }
+}
+
+/// The data directory from the flag/env or the file (`data_dir`, required).
+pub fn data_dir(flag: Option<PathBuf>, file: Option<PathBuf>) -> Result<PathBuf, ConfigError> {
+    config::pick_opt(flag, file).ok_or(ConfigError::Missing {
+        field: "data_dir",
+        flag: "data-dir",
+        env: "CLOUDLESS_DATA_DIR",
+    })
+}
+
+/// The node name (`name`) from the flag/env, the file, or this host's name; validated.
+pub fn name_setting(flag: Option<String>, file: Option<String>) -> Result<String, ConfigError> {
+    let name = config::pick(flag, file, default_node_name());
+    node_name(&name).map_err(|e| ConfigError::invalid("name", e))?;
+    Ok(name)
 }
 
 /// This host's name as a DNS-1123 label (lowercase, `-` for anything else), or `node`.
@@ -147,12 +175,7 @@ pub fn node_report(
 /// Writes admin credentials to one file with mode 0600: the private key first, then the
 /// certificate and the CA certificate (all PEM). Refuses to overwrite an existing file.
 pub fn write_admin_credentials(path: &Path, key: &NodeKey, creds: &NodeCredentials) -> Result<()> {
-    if std::fs::symlink_metadata(path).is_ok() {
-        bail!(
-            "admin_credentials: {} already exists; refusing to overwrite it",
-            path.display()
-        );
-    }
+    refuse_existing_admin_credentials(path)?;
     let tmp = tempfile_in(path)?;
     key.save(&tmp)
         .with_context(|| format!("writing {}", tmp.display()))?;
@@ -164,6 +187,17 @@ pub fn write_admin_credentials(path: &Path, key: &NodeKey, creds: &NodeCredentia
     }
     let text = zeroize::Zeroizing::new(text);
     write_private(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Fails if the admin credentials file `path` exists (it is never overwritten).
+pub fn refuse_existing_admin_credentials(path: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        bail!(
+            "admin_credentials: {} already exists; refusing to overwrite it",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 fn tempfile_in(path: &Path) -> Result<PathBuf> {

@@ -152,21 +152,12 @@ pub struct AgentSettings {
 impl AgentSettings {
     /// Merges flags/env over the file over the defaults and validates.
     pub fn resolve(flags: AgentFlags) -> Result<Self, ConfigError> {
-        let file: AgentFile = match &flags.config {
-            Some(p) => config::load_file(p)?,
-            None => AgentFile::default(),
-        };
-        let data_dir =
-            config::pick_opt(flags.data_dir, file.data_dir).ok_or(ConfigError::Missing {
-                field: "data_dir",
-                flag: "data-dir",
-                env: "CLOUDLESS_DATA_DIR",
-            })?;
+        let file: AgentFile = common::load_config(flags.config.as_deref())?;
+        let data_dir = common::data_dir(flags.data_dir, file.data_dir)?;
         let data_dir = std::path::absolute(&data_dir).map_err(|e| {
             ConfigError::invalid("data_dir", format!("{}: {e}", data_dir.display()))
         })?;
-        let name = config::pick(flags.name, file.name, common::default_node_name());
-        common::node_name(&name).map_err(|e| ConfigError::invalid("name", e))?;
+        let name = common::name_setting(flags.name, file.name)?;
         let coordinators = if flags.coordinators.is_empty() {
             file.coordinators.unwrap_or_default()
         } else {

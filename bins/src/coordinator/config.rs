@@ -98,16 +98,8 @@ fn addr(field: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
 impl CoordinatorSettings {
     /// Merges flags (and env, through clap) over the config file over the defaults.
     pub fn resolve(flags: CoordinatorFlags) -> Result<Self, ConfigError> {
-        let file: CoordinatorFile = match &flags.config {
-            Some(path) => config::load_file(path)?,
-            None => CoordinatorFile::default(),
-        };
-        let data_dir =
-            config::pick_opt(flags.data_dir, file.data_dir).ok_or(ConfigError::Missing {
-                field: "data_dir",
-                flag: "data-dir",
-                env: "CLOUDLESS_DATA_DIR",
-            })?;
+        let file: CoordinatorFile = common::load_config(flags.config.as_deref())?;
+        let data_dir = common::data_dir(flags.data_dir, file.data_dir)?;
         let listen = addr(
             "listen",
             &config::pick(flags.listen, file.listen, format!("0.0.0.0:{DEFAULT_PORT}")),
@@ -136,8 +128,7 @@ impl CoordinatorSettings {
             }
             None => listen.ip().to_string(),
         };
-        let name = config::pick(flags.name, file.name, common::default_node_name());
-        common::node_name(&name).map_err(|e| ConfigError::invalid("name", e))?;
+        let name = common::name_setting(flags.name, file.name)?;
         if let Some(c) = flags.cluster.as_ref().or(file.cluster.as_ref()) {
             cloudless_net::identity::spiffe::validate_cluster_name(c)
                 .map_err(|e| ConfigError::invalid("cluster", e))?;

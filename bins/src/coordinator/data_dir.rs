@@ -61,7 +61,13 @@ impl Meta {
     }
 }
 
-pub(super) fn save_ca(ca: &ClusterCa, dir: &Path, passphrase: Option<&str>) -> Result<()> {
+/// Writes the cluster CA to `<data_dir>/ca`, its key locked when a passphrase is given.
+pub(super) fn save_ca(
+    ca: &ClusterCa,
+    data_dir: &Path,
+    passphrase: Option<&zeroize::Zeroizing<String>>,
+) -> Result<()> {
+    let dir = &data_dir.join(CA_DIR);
     create_private_dir(dir)?;
     match passphrase {
         Some(p) => {

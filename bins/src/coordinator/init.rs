@@ -12,7 +12,7 @@ use cloudless_net::identity::{ClusterCa, DEFAULT_NODE_LIFETIME, NodeKey, TokenRo
 
 use super::data_dir::{issue, save_ca};
 use super::raft::{cordon_coordinator, create_token, propose, start_raft, wait_leader};
-use super::{ADMIN_LIFETIME, CA_DIR, CoordinatorSettings, IDENTITY_DIR, LEADER_WAIT, Meta};
+use super::{ADMIN_LIFETIME, CoordinatorSettings, IDENTITY_DIR, LEADER_WAIT, Meta};
 use crate::common::{self, create_private_dir, is_empty_dir};
 use crate::config::ConfigError;
 
@@ -43,20 +43,11 @@ pub async fn init(
             dir.display()
         );
     }
-    if std::fs::symlink_metadata(&s.admin_credentials).is_ok() {
-        bail!(
-            "admin_credentials: {} already exists; refusing to overwrite it",
-            s.admin_credentials.display()
-        );
-    }
+    common::refuse_existing_admin_credentials(&s.admin_credentials)?;
     let passphrase = s.passphrase()?;
     create_private_dir(dir)?;
     let ca = ClusterCa::init(&cluster, SystemTime::now())?;
-    save_ca(
-        &ca,
-        &dir.join(CA_DIR),
-        passphrase.as_deref().map(String::as_str),
-    )?;
+    save_ca(&ca, dir, passphrase.as_ref())?;
     let node = NodeId(1);
     let key = NodeKey::generate()?;
     let creds = issue(&ca, &key, Role::Coordinator, node, DEFAULT_NODE_LIFETIME)?;

@@ -2,7 +2,7 @@
 //! becoming a raft voter through [`ADD_VOTER`] on an existing member (step 2, at `run`).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,11 +13,12 @@ use cloudless_net::identity::authz::require_coordinator;
 use cloudless_net::identity::enroll::{EnrollParams, enroll};
 use cloudless_net::identity::handover::fetch_ca;
 use cloudless_net::identity::{JoinToken, NODE_KEY_FILE, NodeCredentials, NodeKey, TokenRole};
+use cloudless_net::quic::QuicTransport;
 use cloudless_net::{Method, Router, RpcConfig, RpcEndpoint, Status};
 
 use super::data_dir::save_ca;
 use super::raft::{bind, cordon_coordinator};
-use super::{CA_DIR, CoordinatorSettings, IDENTITY_DIR, META_FILE, Meta};
+use super::{CoordinatorSettings, IDENTITY_DIR, META_FILE, Meta};
 use crate::common::{self, create_private_dir, is_empty_dir, resolve};
 
 /// A coordinator asks an existing one to add it as a raft voter (coordinator identities only;
@@ -107,10 +108,8 @@ pub async fn join_setup(s: &CoordinatorSettings, args: &JoinArgs) -> Result<()> 
     creds.save(&id_dir)?;
 
     // The CA key, handed over on the authenticated cluster transport.
-    let t = bind(SocketAddr::new(s.listen.ip(), 0), &creds)?;
-    let td: Arc<dyn Transport> = t.clone();
-    let ep = RpcEndpoint::start(Arc::clone(&td), Router::new(), RpcConfig::default())?;
-    let peer = td
+    let (t, ep) = client_endpoint(s.listen.ip(), &creds)?;
+    let peer = t
         .connect(first)
         .await
         .with_context(|| format!("connecting to {first}"))?;
@@ -120,11 +119,7 @@ pub async fn join_setup(s: &CoordinatorSettings, args: &JoinArgs) -> Result<()> 
     drop(ep);
     t.close();
     let passphrase = s.passphrase()?;
-    save_ca(
-        &ca,
-        &dir.join(CA_DIR),
-        passphrase.as_deref().map(String::as_str),
-    )?;
+    save_ca(&ca, dir, passphrase.as_ref())?;
     Meta {
         cluster: creds.identity().cluster.clone(),
         node: creds.identity().node.get(),
@@ -137,19 +132,28 @@ pub async fn join_setup(s: &CoordinatorSettings, args: &JoinArgs) -> Result<()> 
     Ok(())
 }
 
+/// A transport on an ephemeral port of `ip` and an RPC endpoint on it that serves nothing: a
+/// client of the other coordinators (the caller closes the transport).
+fn client_endpoint(
+    ip: IpAddr,
+    creds: &NodeCredentials,
+) -> Result<(Arc<QuicTransport>, RpcEndpoint)> {
+    let t = bind(SocketAddr::new(ip, 0), creds)?;
+    let ep = RpcEndpoint::start(t.clone(), Router::new(), RpcConfig::default())?;
+    Ok((t, ep))
+}
+
 /// Asks the peers, in turn, to add this member as a voter.
 pub(super) async fn become_voter(
     creds: &NodeCredentials,
-    listen_ip: std::net::IpAddr,
+    listen_ip: IpAddr,
     peers: &[String],
     raft_address: &str,
 ) -> Result<()> {
-    let t = bind(SocketAddr::new(listen_ip, 0), creds)?;
-    let td: Arc<dyn Transport> = t.clone();
-    let ep = RpcEndpoint::start(Arc::clone(&td), Router::new(), RpcConfig::default())?;
+    let (t, ep) = client_endpoint(listen_ip, creds)?;
     let mut last = String::from("no peers");
     for p in peers {
-        let peer = match td.connect(p).await {
+        let peer = match t.connect(p).await {
             Ok(peer) => peer,
             Err(e) => {
                 last = format!("{p}: {e}");
