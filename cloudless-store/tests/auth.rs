@@ -27,7 +27,7 @@ async fn vote_as(c: &Cluster, who: PeerIdentity, body: Vec<u8>) -> StatusCode {
     };
     match endpoint
         .client()
-        .call(NodeId(1), &VOTE, msg, Duration::from_secs(2))
+        .call(NodeId(1), &VOTE, msg, Duration::from_secs(30))
         .await
     {
         Err(RpcError::Status { code, .. }) => code,

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 
 use cloudless_core::consensus::{Consensus, ConsensusError};
 use cloudless_core::ids::NodeId;
-use cloudless_net::mem::addr_of;
 use common::Cluster;
 use common::commands::event;
 
@@ -19,10 +18,7 @@ async fn voters_are_added_and_removed() {
     c.start_member(2).await;
     c.start_member(3).await;
     for id in [2, 3] {
-        c.member(1)
-            .add_voter(NodeId(id), addr_of(NodeId(id)))
-            .await
-            .unwrap();
+        c.add_voter(1, id).await;
     }
     let status = c.member(1).status().await.unwrap();
     assert_eq!(

@@ -77,10 +77,7 @@ async fn survivor_restarts(mut c: Cluster) {
 
     // A new member joins and receives everything.
     c.start_member(4).await;
-    c.member(1)
-        .add_voter(NodeId(4), addr_of(NodeId(4)))
-        .await
-        .unwrap();
+    c.add_voter(1, 4).await;
     c.wait_applied(4, rev).await;
     let joined = c.member(4).local_state();
     assert!(has_event(&joined, "q0") && has_event(&joined, "alone"));

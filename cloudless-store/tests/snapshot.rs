@@ -79,11 +79,7 @@ async fn a_saved_cluster_restores_as_a_single_member_cluster_with_the_same_state
     assert_eq!(next.revision.0, truth.revision.0 + 1);
     // And it grows back into a cluster.
     fresh.start_member(2).await;
-    fresh
-        .member(1)
-        .add_voter(NodeId(2), addr_of(NodeId(2)))
-        .await
-        .unwrap();
+    fresh.add_voter(1, 2).await;
     fresh.wait_applied(2, next.revision).await;
     assert!(has_event(&fresh.member(2).local_state(), "s14"));
     fresh.shutdown().await;

@@ -198,6 +198,28 @@ impl Cluster {
         }
     }
 
+    /// `add_voter` of member `id` (at its `cloudless_net::mem` address) through member
+    /// `leader`, retried on Unavailable as a client would: catching a new member up (a snapshot,
+    /// or the whole log) can outlast one call's timeout on a loaded machine. A retry is safe:
+    /// openraft re-adds a node that is already a learner or voter.
+    pub async fn add_voter(&self, leader: u64, id: u64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match self
+                .member(leader)
+                .add_voter(NodeId(id), addr_of(NodeId(id)))
+                .await
+            {
+                Ok(()) => return,
+                Err(ConsensusError::Unavailable(e)) if Instant::now() < deadline => {
+                    eprintln!("add_voter {id}: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("add_voter {id} through {leader}: {e}"),
+            }
+        }
+    }
+
     pub async fn shutdown(&mut self) {
         let ids: Vec<u64> = self.members.keys().copied().collect();
         for id in ids {
