@@ -12,6 +12,7 @@
 //!  agent ──heartbeat(node, report)──▶ leader   ack: liveness, assignments revision, period, leader hint
 //!  agent ──assignments(node)────────▶ leader   only when the ack's revision differs from the agent's
 //!  agent ──report(node, [status])───▶ leader   replica phase/readiness/restarts/address changes
+//!  agent ──report_stopped(node, [r])─▶ leader   replicas left out of its set, containers removed
 //! ```
 //!
 //! Every call names the calling node; implementations that receive calls from a network check
@@ -82,6 +83,22 @@ pub struct ReplicaReport {
     pub message: String,
 }
 
+/// An agent's word that a replica it was told to stop is gone from its node: a fetched
+/// assignment set (revision `set_revision`) left the replica out, the agent stopped and removed
+/// its containers, and a later listing showed none left.
+///
+/// The coordinator finishes the replica (`Succeeded`) only if its ledger has it `Stopping` since
+/// no later than `set_revision`; any other stop report is ignored (the replica keeps its phase,
+/// and a replica the coordinator did not stop is never made terminal this way). Agents never
+/// send one for a replica they merely did not find in their persisted set after a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoppedReplica {
+    /// The replica.
+    pub replica: ReplicaId,
+    /// Revision of the newest assignment set the agent applied, which left the replica out.
+    pub set_revision: Revision,
+}
+
 /// Why a control call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
@@ -124,4 +141,16 @@ pub trait ControlPlane: Send + Sync + 'static {
 
     /// Status changes of replicas running on `node`.
     async fn report(&self, node: NodeId, reports: Vec<ReplicaReport>) -> Result<(), ControlError>;
+
+    /// Replicas left out of `node`'s assignment set whose containers the agent has removed
+    /// (see [`StoppedReplica`]). Optional for a control plane: the default ignores them, and the
+    /// coordinator then finishes such replicas after its stop grace, as for a silent agent.
+    async fn report_stopped(
+        &self,
+        node: NodeId,
+        stopped: Vec<StoppedReplica>,
+    ) -> Result<(), ControlError> {
+        let _ = (node, stopped);
+        Ok(())
+    }
 }

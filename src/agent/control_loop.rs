@@ -3,7 +3,7 @@
 //! batched replica reports. It never blocks supervision: the agent task only receives new
 //! assignment sets from it and hands it reports through a shared map.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -16,18 +16,75 @@ use tokio::time::Instant;
 use super::AgentSnapshot;
 use super::config::AgentConfig;
 use super::resources::ResourceProbe;
-use crate::control::{AssignmentSet, ControlError, ControlPlane, ReplicaReport};
+use crate::control::{AssignmentSet, ControlError, ControlPlane, ReplicaReport, StoppedReplica};
 
 /// Reports waiting for the control plane: the latest per replica.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     pending: Mutex<BTreeMap<ReplicaId, ReplicaReport>>,
+    stops: Mutex<Stops>,
     notify: Notify,
+}
+
+/// Stop reports waiting for the control plane (see [`StoppedReplica`]).
+#[derive(Debug, Default)]
+struct Stops {
+    pending: BTreeMap<ReplicaId, StoppedReplica>,
+    /// Replicas withdrawn since the last `take_stops`: a batch in flight that fails must not
+    /// bring their reports back.
+    withdrawn: BTreeSet<ReplicaId>,
 }
 
 impl Outbox {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<ReplicaId, ReplicaReport>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_stops(&self) -> MutexGuard<'_, Stops> {
+        self.stops.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues the report that `stop.replica` is gone from this node.
+    pub(crate) fn push_stop(&self, stop: StoppedReplica) {
+        let mut stops = self.lock_stops();
+        stops.withdrawn.remove(&stop.replica);
+        stops.pending.insert(stop.replica, stop);
+        drop(stops);
+        self.notify.notify_one();
+    }
+
+    /// A new set (revision `revision`) arrived: unsent stop reports of replicas it holds again
+    /// are withdrawn, the others now speak for this newer set.
+    pub(crate) fn restate_stops(&self, revision: Revision, kept: impl Fn(ReplicaId) -> bool) {
+        let mut stops = self.lock_stops();
+        let back: Vec<ReplicaId> = stops.pending.keys().copied().filter(|r| kept(*r)).collect();
+        for r in back {
+            stops.pending.remove(&r);
+            stops.withdrawn.insert(r);
+        }
+        for s in stops.pending.values_mut() {
+            s.set_revision = s.set_revision.max(revision);
+        }
+    }
+
+    fn take_stops(&self) -> Vec<StoppedReplica> {
+        let mut stops = self.lock_stops();
+        stops.withdrawn.clear();
+        std::mem::take(&mut stops.pending).into_values().collect()
+    }
+
+    /// Puts back stop reports that failed to send, unless withdrawn or restated meanwhile.
+    fn put_back_stops(&self, failed: Vec<StoppedReplica>) {
+        let mut stops = self.lock_stops();
+        for s in failed {
+            if !stops.withdrawn.contains(&s.replica) {
+                stops.pending.entry(s.replica).or_insert(s);
+            }
+        }
+    }
+
+    pub(crate) fn stops_len(&self) -> usize {
+        self.lock_stops().pending.len()
     }
 
     /// Queues `report`, replacing an unsent older one of the same replica.
@@ -121,28 +178,42 @@ impl ControlLoop {
         Ok(ack.interval.max(Duration::from_millis(10)))
     }
 
-    /// Sends every pending report in one call; true if the control plane took them.
+    /// Sends every pending status report in one call, then every pending stop report in
+    /// another; true if the control plane took them.
     async fn flush(&self) -> bool {
         let reports = self.outbox.take();
-        if reports.is_empty() {
-            return true;
-        }
-        match self.control.report(self.node, reports.clone()).await {
-            Ok(()) => {
-                self.publish(true, false);
-                true
-            }
-            Err(e) => {
+        if !reports.is_empty() {
+            if let Err(e) = self.control.report(self.node, reports.clone()).await {
                 tracing::debug!(node = %self.node, error = %e, "report failed; kept for later");
                 self.outbox.put_back(reports);
                 self.publish(false, false);
+                return false;
+            }
+            self.publish(true, false);
+        }
+        let stops = self.outbox.take_stops();
+        if stops.is_empty() {
+            return true;
+        }
+        match self.control.report_stopped(self.node, stops.clone()).await {
+            Ok(()) => true,
+            Err(e) if e.is_retryable() => {
+                tracing::debug!(node = %self.node, error = %e, "stop report failed; kept for later");
+                self.outbox.put_back_stops(stops);
+                self.publish(false, false);
                 false
+            }
+            Err(e) => {
+                // E.g. a coordinator that does not take stop reports: its stop grace finishes
+                // these replicas.
+                tracing::debug!(node = %self.node, error = %e, replicas = stops.len(), "stop report refused; left to the coordinator's stop grace");
+                true
             }
         }
     }
 
     fn publish(&self, reachable: bool, acked: bool) {
-        let unsent = self.outbox.len();
+        let unsent = self.outbox.len() + self.outbox.stops_len();
         self.snapshot.send_modify(|s| {
             s.control_reachable = reachable;
             s.unsent_reports = unsent;

@@ -1,13 +1,17 @@
 //! The agent task: owns the [`Supervisor`], performs its actions through the `Runtime` in
 //! short-lived tasks, feeds results, runtime events and listings back, persists the state.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cloudless_core::ids::ReplicaId;
-use cloudless_core::runtime::{ContainerSpec, Runtime, RuntimeError, RuntimeEvent};
+use cloudless_core::ids::{ReplicaId, Revision};
+use cloudless_core::runtime::{
+    ContainerSpec, ContainerStatus, Runtime, RuntimeError, RuntimeEvent,
+};
 use cloudless_runtime::supervisor::{
     Action, DesiredReplica, Outcome, ProbeRequest, ReplicaStatus, Supervisor, SupervisorConfig,
+    parse_container_id,
 };
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -18,7 +22,7 @@ use tokio::time::Instant;
 use super::control_loop::{ControlLoop, Outbox};
 use super::persist::{self, AgentState};
 use super::{AgentConfig, AgentDeps, AgentError, AgentSnapshot, probes};
-use crate::control::{AssignmentSet, ReplicaReport};
+use crate::control::{AssignmentSet, ReplicaReport, StoppedReplica};
 
 /// Results of helper tasks.
 enum Done {
@@ -35,6 +39,13 @@ pub(crate) struct Driver {
     outbox: Arc<Outbox>,
     origin: Instant,
     events: Option<BoxStream<'static, RuntimeEvent>>,
+    /// Container operations in flight, per replica (a listing cannot show what they will do).
+    in_flight: BTreeMap<ReplicaId, u32>,
+    /// Replicas that a set fetched by this process left out (they were in the set held before
+    /// it), whose containers are not known gone yet, with the revision of the newest set that
+    /// leaves them out. Not persisted: after a restart nothing is reported for them, and the
+    /// coordinator's stop grace finishes them.
+    leaving: BTreeMap<ReplicaId, Revision>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -137,6 +148,8 @@ impl Driver {
             outbox: Arc::new(Outbox::default()),
             origin,
             events: Some(events),
+            in_flight: BTreeMap::new(),
+            leaving: BTreeMap::new(),
         })
     }
 
@@ -174,7 +187,13 @@ impl Driver {
                 .map(|t| self.origin + Duration::from_millis(t));
             tokio::select! {
                 _ = &mut stop => break,
-                Some(set) = assign_rx.recv() => self.apply_assignments(set),
+                Some(set) = assign_rx.recv() => {
+                    self.apply_assignments(set);
+                    // A dropped replica without containers has no operation to wait for.
+                    if !self.leaving.is_empty() {
+                        self.resync().await;
+                    }
+                }
                 Some(done) = done_rx.recv() => {
                     // A listing taken while the action was in flight skipped its replica, and
                     // an exit event may have come meanwhile: look again.
@@ -206,9 +225,23 @@ impl Driver {
     fn apply_assignments(&mut self, set: AssignmentSet) {
         tracing::info!(node = %self.deps.node, revision = %set.revision, replicas = set.replicas.len(), "new assignment set");
         let desired = desired_of(&set);
-        let keep: std::collections::BTreeSet<ReplicaId> =
-            desired.iter().map(|d| d.replica).collect();
+        let keep: BTreeSet<ReplicaId> = desired.iter().map(|d| d.replica).collect();
         self.outbox.retain(|r| keep.contains(&r));
+        // Replicas this fetched set leaves out are stopped below; once they are gone the agent
+        // says so (a stop report naming this set). Replicas held again are not leaving.
+        self.leaving.retain(|r, _| !keep.contains(r));
+        for rev in self.leaving.values_mut() {
+            *rev = (*rev).max(set.revision);
+        }
+        if let Some(old) = &self.state.assignments {
+            for a in &old.replicas {
+                if !a.replica.phase.is_terminal() && !keep.contains(&a.replica.id) {
+                    self.leaving.entry(a.replica.id).or_insert(set.revision);
+                }
+            }
+        }
+        self.outbox
+            .restate_stops(set.revision, |r| keep.contains(&r));
         let now = self.now();
         self.supervisor.set_desired(now, desired);
         let revision = set.revision;
@@ -227,6 +260,12 @@ impl Driver {
         let now = self.now();
         match done {
             Done::Outcome(replica, outcome) => {
+                if let Some(n) = self.in_flight.get_mut(&replica) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.in_flight.remove(&replica);
+                    }
+                }
                 self.supervisor.handle_outcome(now, replica, outcome);
                 true
             }
@@ -243,10 +282,37 @@ impl Driver {
             Ok(list) => {
                 let now = self.now();
                 self.supervisor.observe(now, &list);
+                self.report_gone(&list);
             }
             Err(e) => {
                 tracing::warn!(runtime = self.deps.runtime.name(), error = %e, "listing containers failed");
             }
+        }
+    }
+
+    /// Queues a stop report for every leaving replica of which `list` (taken with no operation
+    /// of the replica in flight) shows no container.
+    fn report_gone(&mut self, list: &[ContainerStatus]) {
+        if self.leaving.is_empty() {
+            return;
+        }
+        let present: BTreeSet<ReplicaId> = list
+            .iter()
+            .filter_map(|c| parse_container_id(&c.id).map(|(r, _)| r))
+            .collect();
+        let gone: Vec<(ReplicaId, Revision)> = self
+            .leaving
+            .iter()
+            .filter(|(r, _)| !present.contains(r) && !self.in_flight.contains_key(r))
+            .map(|(r, rev)| (*r, *rev))
+            .collect();
+        for (replica, set_revision) in gone {
+            self.leaving.remove(&replica);
+            tracing::debug!(node = %self.deps.node, %replica, set = %set_revision, "replica left out of the set and its containers are gone");
+            self.outbox.push_stop(StoppedReplica {
+                replica,
+                set_revision,
+            });
         }
     }
 
@@ -278,6 +344,9 @@ impl Driver {
     ) {
         let runtime = Arc::clone(&self.deps.runtime);
         let done = done.clone();
+        if action.touches_runtime() {
+            *self.in_flight.entry(action.replica()).or_default() += 1;
+        }
         match action {
             Action::Report(status) => {
                 let report = to_report(&status);

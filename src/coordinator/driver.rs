@@ -121,6 +121,16 @@ impl Shared {
         (Arc::clone(&v.state), v.assignments_revision(node))
     }
 
+    /// The latest state and, if it has `replica` Stopping, the revision from which it is
+    /// known to be (see [`View::stopping_since`]), read together.
+    pub(crate) fn state_and_stopping_since(
+        &self,
+        replica: ReplicaId,
+    ) -> (Arc<ClusterState>, Option<Revision>) {
+        let v = self.view.read().unwrap_or_else(|p| p.into_inner());
+        (Arc::clone(&v.state), v.stopping_since(replica))
+    }
+
     pub(crate) fn detector(&self) -> MutexGuard<'_, FailureDetector> {
         lock(&self.detector)
     }

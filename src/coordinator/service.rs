@@ -13,6 +13,7 @@ use cloudless_core::state::{ApplyError, Command};
 use super::driver::Shared;
 use crate::control::{
     AssignedReplica, AssignmentSet, ControlError, ControlPlane, HeartbeatAck, ReplicaReport,
+    StoppedReplica,
 };
 
 /// The coordinator's side of the agent protocol.
@@ -241,6 +242,72 @@ impl ControlPlane for Service {
                 // Raced with a coordinator decision (e.g. the replica is now Stopping).
                 Err(ConsensusError::Rejected(e)) => {
                     tracing::debug!(%node, error = %e, "replica report rejected by the state machine");
+                }
+                Err(e) => return Err(self.consensus_error(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes (`Succeeded`) the replicas the agent has stopped because its set left them
+    /// out — only those the ledger has `Stopping` since no later than the set the agent names.
+    /// A stop report for a replica that is not Stopping (the agent followed a set that was not
+    /// built after the coordinator stopped it) is ignored: the replica keeps its phase and
+    /// nothing becomes terminal; a replica the coordinator did stop but whose report is ignored
+    /// is still finished after `stop_grace`.
+    async fn report_stopped(
+        &self,
+        node: NodeId,
+        stopped: Vec<StoppedReplica>,
+    ) -> Result<(), ControlError> {
+        self.require_leader()?;
+        let state = self.shared.state();
+        if state.revoked_nodes.contains(&node) {
+            return Err(ControlError::PermissionDenied(format!(
+                "{node}: identity revoked"
+            )));
+        }
+        let mut commands = Vec::new();
+        for s in &stopped {
+            let (state, since) = self.shared.state_and_stopping_since(s.replica);
+            let Some(r) = state.replicas.get(&s.replica) else {
+                tracing::debug!(%node, replica = %s.replica, "stop report for a replica not in the ledger ignored");
+                continue;
+            };
+            if r.node != node {
+                return Err(ControlError::PermissionDenied(format!(
+                    "replica {} is assigned to {}, not {node}",
+                    s.replica, r.node
+                )));
+            }
+            match since {
+                Some(since) if s.set_revision >= since => {}
+                Some(since) => {
+                    tracing::debug!(%node, replica = %s.replica, set = %s.set_revision, %since, "stop report from a set older than the stop ignored");
+                    continue;
+                }
+                None => {
+                    tracing::debug!(%node, replica = %s.replica, phase = ?r.phase, "stop report for a replica that is not Stopping ignored");
+                    continue;
+                }
+            }
+            commands.push(Command::UpdateReplica {
+                replica: s.replica,
+                phase: ReplicaPhase::Succeeded,
+                ready: false,
+                restarts: r.restarts,
+                address: None,
+                message: "stopped by its agent".into(),
+            });
+        }
+        let results =
+            futures::future::join_all(commands.into_iter().map(|c| self.shared.propose(c))).await;
+        for result in results {
+            match result {
+                Ok(_) => {}
+                // Finished meanwhile (a second report, or the stop grace).
+                Err(ConsensusError::Rejected(e)) => {
+                    tracing::debug!(%node, error = %e, "stop report rejected by the state machine");
                 }
                 Err(e) => return Err(self.consensus_error(e)),
             }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cloudless_core::ids::{NodeId, ReplicaId, Revision};
+use cloudless_core::replica::ReplicaPhase;
 use cloudless_core::state::{Change, ClusterState, Object, ObjectKind};
 
 /// Latest state plus per-node assignment revisions.
@@ -19,18 +20,45 @@ pub(crate) struct View {
     /// The newest change noted (or the base): the state watch resumes after it, so a change
     /// is never skipped because a newer state was installed before it was noted.
     noted: Revision,
+    /// Replicas seen Stopping, with the revision of the change that first showed them so
+    /// (replicas already Stopping when the view was built: the base, an upper bound).
+    stopping_since: BTreeMap<ReplicaId, Revision>,
 }
 
 impl View {
     pub(crate) fn new(state: Arc<ClusterState>) -> Self {
         let replica_node = state.replicas.values().map(|r| (r.id, r.node)).collect();
+        let stopping_since = state
+            .replicas
+            .values()
+            .filter(|r| r.phase == ReplicaPhase::Stopping)
+            .map(|r| (r.id, state.revision))
+            .collect();
         Self {
             base: state.revision,
             noted: state.revision,
             state,
             node_revision: BTreeMap::new(),
             replica_node,
+            stopping_since,
         }
+    }
+
+    /// The revision from which `replica` is known to be Stopping: the change that made it so,
+    /// or an upper bound of it (the base of the view, or the installed state's revision when
+    /// the state shows it Stopping before the watch delivered the change). `None` if the
+    /// installed state does not have it Stopping.
+    pub(crate) fn stopping_since(&self, replica: ReplicaId) -> Option<Revision> {
+        let r = self.state.replicas.get(&replica)?;
+        if r.phase != ReplicaPhase::Stopping {
+            return None;
+        }
+        Some(
+            self.stopping_since
+                .get(&replica)
+                .copied()
+                .unwrap_or(self.state.revision),
+        )
     }
 
     /// The revision the state watch resumes after: every change up to it has been noted.
@@ -63,10 +91,18 @@ impl View {
                 let id = ReplicaId(id);
                 let node = match object {
                     Some(Object::Replica(r)) => {
+                        if r.phase == ReplicaPhase::Stopping {
+                            self.stopping_since.entry(id).or_insert(change.revision);
+                        } else {
+                            self.stopping_since.remove(&id);
+                        }
                         self.replica_node.insert(id, r.node);
                         Some(r.node)
                     }
-                    _ => self.replica_node.remove(&id),
+                    _ => {
+                        self.stopping_since.remove(&id);
+                        self.replica_node.remove(&id)
+                    }
                 };
                 if let Some(node) = node {
                     self.bump(node, change.revision);

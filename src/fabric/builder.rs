@@ -389,6 +389,14 @@ impl ControlPlane for LateControl {
     async fn report(&self, node: NodeId, reports: Vec<ReplicaReport>) -> Result<(), ControlError> {
         self.get()?.report(node, reports).await
     }
+
+    async fn report_stopped(
+        &self,
+        node: NodeId,
+        stopped: Vec<crate::control::StoppedReplica>,
+    ) -> Result<(), ControlError> {
+        self.get()?.report_stopped(node, stopped).await
+    }
 }
 
 /// Starts the roles of a validated plan (see [`Fabric::start`]).

@@ -13,9 +13,11 @@ use cloudless_net::wire::{Heartbeat, pb};
 use cloudless_net::{Method, RpcClient, RpcError, StatusCode};
 use prost::Message;
 
-use super::wire::{ack_from_wire, report_to_wire, set_from_wire};
-use super::{ASSIGNMENTS, HEARTBEAT, REPORT};
-use crate::control::{AssignmentSet, ControlError, ControlPlane, HeartbeatAck, ReplicaReport};
+use super::wire::{ack_from_wire, report_to_wire, set_from_wire, stopped_to_wire};
+use super::{ASSIGNMENTS, HEARTBEAT, REPORT, REPORT_STOPPED};
+use crate::control::{
+    AssignmentSet, ControlError, ControlPlane, HeartbeatAck, ReplicaReport, StoppedReplica,
+};
 
 /// One coordinator the agent may call: its node id (checked against the identity the
 /// transport authenticates) and the address to dial.
@@ -262,7 +264,10 @@ fn failure(node: NodeId, e: RpcError) -> Failure {
             StatusCode::FailedPrecondition
             | StatusCode::InvalidArgument
             | StatusCode::NotFound
-            | StatusCode::ResourceExhausted => {
+            | StatusCode::ResourceExhausted
+            // A coordinator of an older version without the method (`Control/ReportStopped`):
+            // asking the others would not help.
+            | StatusCode::Unimplemented => {
                 Failure::Fatal(ControlError::Rejected(format!("{who}: {message}")))
             }
             _ => Failure::Retry(format!("{who}: {code}: {message}")),
@@ -327,6 +332,30 @@ impl ControlPlane for RpcControlPlane {
                 None => Err("outcome: required field is missing".to_owned()),
             }
         })
+        .await
+    }
+
+    async fn report_stopped(
+        &self,
+        node: NodeId,
+        stopped: Vec<StoppedReplica>,
+    ) -> Result<(), ControlError> {
+        let req = pb::ControlReportStopped {
+            node: Some(node.into()),
+            stopped: stopped.iter().map(stopped_to_wire).collect(),
+        };
+        self.call(
+            &REPORT_STOPPED,
+            req,
+            |resp: pb::ControlReportStoppedResponse| {
+                use pb::control_report_stopped_response::Outcome as O;
+                match resp.outcome {
+                    Some(O::Ack(_)) => Ok(Ok(())),
+                    Some(O::NotLeader(n)) => Ok(Err(leader_hint(&n))),
+                    None => Err("outcome: required field is missing".to_owned()),
+                }
+            },
+        )
         .await
     }
 }

@@ -6,7 +6,7 @@
 //! `proto/cloudless/v1/control.proto`; design record: `docs/design/control-protocol.md`.
 //!
 //! ```text
-//!  Agent ──ControlPlane──▶ RpcControlPlane ──Control/Heartbeat|Assignments|Report──▶ Transport
+//!  Agent ──ControlPlane──▶ RpcControlPlane ──Control/Heartbeat|Assignments|Report|ReportStopped──▶ Transport
 //!                              │ follows NotLeader hints, rotates on Unavailable
 //!                              ▼
 //!  coordinator Router ──register_control: node := authenticated peer──▶ ControlPlane (leader)
@@ -41,3 +41,8 @@ pub const ASSIGNMENTS: Method<pb::ControlAssignmentsRequest, pb::ControlAssignme
 /// so receiving it twice has the effect of receiving it once.
 pub const REPORT: Method<pb::ControlReport, pb::ControlReportResponse> =
     Method::idempotent("cloudless.v1.Control/Report");
+/// Agent → leader: replicas left out of the node's set whose containers are gone. Idempotent:
+/// the leader finishes a replica at most once (a second report finds it terminal). Added after
+/// the first three methods; a coordinator without it answers `UNIMPLEMENTED`.
+pub const REPORT_STOPPED: Method<pb::ControlReportStopped, pb::ControlReportStoppedResponse> =
+    Method::idempotent("cloudless.v1.Control/ReportStopped");

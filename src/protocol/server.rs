@@ -1,4 +1,4 @@
-//! The coordinator side: the three control methods on an RPC router, acting for the caller's
+//! The coordinator side: the control methods on an RPC router, acting for the caller's
 //! authenticated identity.
 
 use std::sync::Arc;
@@ -10,12 +10,12 @@ use cloudless_net::wire::control::not_leader;
 use cloudless_net::wire::pb;
 use cloudless_net::{Router, Status, StatusCode};
 
-use super::wire::{ack_to_wire, reports_from_wire, set_to_wire};
-use super::{ASSIGNMENTS, HEARTBEAT, REPORT};
+use super::wire::{ack_to_wire, reports_from_wire, set_to_wire, stopped_from_wire};
+use super::{ASSIGNMENTS, HEARTBEAT, REPORT, REPORT_STOPPED};
 use crate::control::{ControlError, ControlPlane};
 
-/// Registers `Control/Heartbeat`, `Control/Assignments` and `Control/Report` on `router`,
-/// served by `control`.
+/// Registers `Control/Heartbeat`, `Control/Assignments`, `Control/Report` and
+/// `Control/ReportStopped` on `router`, served by `control`.
 ///
 /// The node each call acts for is the caller's authenticated identity (`RequestContext::peer`):
 /// only agent and coordinator identities are served (admins never act as a node), and a
@@ -71,7 +71,7 @@ pub fn register_control(router: &mut Router, control: Arc<dyn ControlPlane>) {
             }
         },
     );
-    let c = control;
+    let c = Arc::clone(&control);
     router.unary(&REPORT, move |ctx, req: pb::ControlReport| {
         let c = Arc::clone(&c);
         async move {
@@ -89,6 +89,28 @@ pub fn register_control(router: &mut Router, control: Arc<dyn ControlPlane>) {
             })
         }
     });
+    let c = control;
+    router.unary(
+        &REPORT_STOPPED,
+        move |ctx, req: pb::ControlReportStopped| {
+            let c = Arc::clone(&c);
+            async move {
+                let node = acting_node(&ctx, req.node)?;
+                let stopped = stopped_from_wire(req.stopped);
+                use pb::control_report_stopped_response::Outcome;
+                let outcome = match c.report_stopped(node, stopped).await {
+                    Ok(()) => Outcome::Ack(pb::ControlReportAck {}),
+                    Err(ControlError::NotLeader { leader }) => {
+                        Outcome::NotLeader(not_leader(leader))
+                    }
+                    Err(e) => return Err(status_of(e)),
+                };
+                Ok(pb::ControlReportStoppedResponse {
+                    outcome: Some(outcome),
+                })
+            }
+        },
+    );
 }
 
 /// The node the call acts for: the caller itself, if it may act as a node and the request

@@ -12,7 +12,7 @@ use cloudless_net::wire::control::{
 };
 use cloudless_net::wire::pb;
 
-use crate::control::{AssignedReplica, AssignmentSet, HeartbeatAck, ReplicaReport};
+use crate::control::{AssignedReplica, AssignmentSet, HeartbeatAck, ReplicaReport, StoppedReplica};
 
 /// A control message that does not convert to the contract's types.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -177,5 +177,24 @@ pub fn reports_from_wire(
         .into_iter()
         .enumerate()
         .map(|(i, r)| report_from_wire(r).map_err(|e| e.within(&format!("reports[{i}]"))))
+        .collect()
+}
+
+/// Encodes one stop report.
+pub fn stopped_to_wire(s: &StoppedReplica) -> pb::ControlStoppedReplica {
+    pb::ControlStoppedReplica {
+        replica: s.replica.get(),
+        set_revision: s.set_revision.get(),
+    }
+}
+
+/// Decodes a list of stop reports (every field is a plain integer: nothing can be invalid).
+pub fn stopped_from_wire(stopped: Vec<pb::ControlStoppedReplica>) -> Vec<StoppedReplica> {
+    stopped
+        .into_iter()
+        .map(|s| StoppedReplica {
+            replica: ReplicaId(s.replica),
+            set_revision: Revision(s.set_revision),
+        })
         .collect()
 }

@@ -21,7 +21,9 @@ use cloudless_core::ids::NodeId;
 use cloudless_core::node::NodeReport;
 
 use super::rng::SimRng;
-use crate::control::{AssignmentSet, ControlError, ControlPlane, HeartbeatAck, ReplicaReport};
+use crate::control::{
+    AssignmentSet, ControlError, ControlPlane, HeartbeatAck, ReplicaReport, StoppedReplica,
+};
 
 /// Message-level faults on agent ↔ coordinator calls.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -196,6 +198,7 @@ enum Request<'a> {
     Heartbeat(&'a NodeReport),
     Assignments,
     Report(Vec<ReplicaReport>),
+    ReportStopped(Vec<StoppedReplica>),
 }
 
 enum Response {
@@ -285,6 +288,10 @@ impl SimLink {
                     .report(self.node, reports.clone())
                     .await
                     .map(|()| Response::Done),
+                Request::ReportStopped(stopped) => control
+                    .report_stopped(self.node, stopped.clone())
+                    .await
+                    .map(|()| Response::Done),
             };
             match result {
                 Err(ControlError::NotLeader { leader }) => {
@@ -352,6 +359,23 @@ impl ControlPlane for SimLink {
             )));
         }
         match self.call(Request::Report(reports)).await? {
+            Response::Done => Ok(()),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn report_stopped(
+        &self,
+        node: NodeId,
+        stopped: Vec<StoppedReplica>,
+    ) -> Result<(), ControlError> {
+        if node != self.node {
+            return Err(ControlError::PermissionDenied(format!(
+                "the link of {} cannot act for {node}",
+                self.node
+            )));
+        }
+        match self.call(Request::ReportStopped(stopped)).await? {
             Response::Done => Ok(()),
             _ => Err(unexpected()),
         }
