@@ -50,7 +50,7 @@ async fn a_raft_member_on_the_fabric_transport_backs_both_roles() {
             // A fresh single-member cluster elects itself; wait for it before serving.
             let mut metrics = raft.raft().metrics();
             tokio::time::timeout(
-                Duration::from_secs(10),
+                Duration::from_secs(30),
                 metrics.wait_for(|m| m.current_leader == Some(1)),
             )
             .await??;
