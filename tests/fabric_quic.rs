@@ -119,7 +119,7 @@ async fn an_enrolled_agent_fabric_runs_a_workload_from_a_coordinator_fabric_over
         coordinator: enroll_server.local_addr().unwrap(),
         name: "edge-1".into(),
         report: report(),
-        timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(30),
     })
     .await
     .unwrap();
