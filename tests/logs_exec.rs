@@ -499,7 +499,8 @@ async fn logs_and_exec_reach_the_agent_over_quic() {
     env.agent.shutdown().await;
     agent.close();
     let mut unavailable = None;
-    for _ in 0..50 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
         match admin
             .exec(exec_req(env.replica.get(), &["cat", "/etc/hostname"], 0))
             .await
@@ -625,7 +626,9 @@ async fn logs_and_exec_of_a_workload_skip_a_replica_whose_agent_is_gone() {
         .start()
         .await
         .unwrap();
-    for _ in 0..300 {
+    // Generous deadlines: on a loaded machine the second agent and the replicas take a while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
         let state = env.consensus.state().await.unwrap();
         if state
             .nodes
@@ -634,6 +637,11 @@ async fn logs_and_exec_of_a_workload_skip_a_replica_whose_agent_is_gone() {
         {
             break;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second agent is not Ready: {:?}",
+            state.nodes.get(&NodeId(4))
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Two replicas of "pair", one on each node.
@@ -656,7 +664,8 @@ async fn logs_and_exec_of_a_workload_skip_a_replica_whose_agent_is_gone() {
         .await
         .unwrap();
     let mut placed = Vec::new();
-    for _ in 0..300 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
         let state = env.consensus.state().await.unwrap();
         let w = state
             .workloads
