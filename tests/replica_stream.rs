@@ -278,15 +278,18 @@ async fn a_large_log_crosses_quic_whole_and_in_order() {
         .connect(&coordinator.local_addr().unwrap().to_string())
         .await
         .unwrap();
-    // The dialer finishes its handshake first: wait until the coordinator has the connection.
-    for _ in 0..200 {
-        if coordinator
-            .connected_peers()
-            .iter()
-            .any(|p| p.node == NodeId(2))
-        {
-            break;
-        }
+    // The dialer finishes its handshake first: wait until the coordinator has the connection
+    // (a generous deadline: the accepting side may lag on a loaded machine).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !coordinator
+        .connected_peers()
+        .iter()
+        .any(|p| p.node == NodeId(2))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the coordinator never saw the agent's connection"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let streams = AgentStreams::new(coordinator.clone());
