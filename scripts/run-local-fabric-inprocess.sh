@@ -15,6 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=lib/cleanup.sh
+. "$ROOT/scripts/lib/cleanup.sh"
 
 say() { printf '==> %s\n' "$*"; }
 fail() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -74,54 +76,19 @@ cleanup() {
   if [ -n "$CTD_PID" ] && kill -0 "$CTD_PID" 2>/dev/null; then
     # Whatever the demo did not remove itself (Ctrl-C, error): kill and delete it through
     # containerd so the shims exit and clean up after themselves.
-    for ns in $(ctr -a "$SOCK" namespaces ls -q 2>/dev/null); do
-      for id in $(ctr -a "$SOCK" -n "$ns" tasks ls -q 2>/dev/null); do
-        ctr -a "$SOCK" -n "$ns" tasks kill -s SIGKILL "$id" >/dev/null 2>&1
-        ctr -a "$SOCK" -n "$ns" tasks delete -f "$id" >/dev/null 2>&1
-      done
-      for id in $(ctr -a "$SOCK" -n "$ns" containers ls -q 2>/dev/null); do
-        ctr -a "$SOCK" -n "$ns" containers delete "$id" >/dev/null 2>&1
-        # The shim's socket: /run/containerd/s/sha256(<containerd address>/<namespace>/<id>).
-        SHIM_SOCKETS+=("/run/containerd/s/$(printf '%s' "$SOCK/$ns/$id" | sha256sum | cut -c1-64)")
-      done
-    done
-    kill -TERM "$CTD_PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$CTD_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$CTD_PID" 2>/dev/null
-    wait "$CTD_PID" 2>/dev/null
+    remove_containers
+    stop_containerd
   fi
   # Shims or container processes still alive (only ours: they name our socket or sit in our
   # cgroup parent).
-  for p in /proc/[0-9]*; do
-    pid=${p#/proc/}
-    [ "$pid" = "$$" ] && continue
-    cmd=$({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
-    case "$cmd" in
-      *"$SOCK"*)
-        # A shim: `containerd-shim-runc-v2 -namespace NS -id ID -address SOCK`; its socket goes too.
-        ns=$(printf '%s\n' "$cmd" | sed -n 's/.* -namespace \([^ ]*\) .*/\1/p')
-        id=$(printf '%s\n' "$cmd" | sed -n 's/.* -id \([^ ]*\) .*/\1/p')
-        if [ -n "$ns" ] && [ -n "$id" ]; then
-          SHIM_SOCKETS+=("/run/containerd/s/$(printf '%s' "$SOCK/$ns/$id" | sha256sum | cut -c1-64)")
-        fi
-        kill -9 "$pid" 2>/dev/null ;;
-    esac
-  done
-  for c in /sys/fs/cgroup/*/"$CGROUP" /sys/fs/cgroup/"$CGROUP"; do
-    [ -d "$c" ] || continue
-    find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null
-  done
+  kill_leftover_processes
+  kill_cgroup_processes /sys/fs/cgroup/*/"$CGROUP" /sys/fs/cgroup/"$CGROUP"
   sleep 0.2
-  awk -v d="$WORK" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  for c in /sys/fs/cgroup/*/"$CGROUP" /sys/fs/cgroup/"$CGROUP"; do
-    [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
-  done
-  for n in 1 2 3; do ip link del "${TAG}b$n" 2>/dev/null; done
+  unmount_work
+  remove_cgroups /sys/fs/cgroup/*/"$CGROUP" /sys/fs/cgroup/"$CGROUP"
+  delete_bridges
   rm -rf /run/containerd/runc/"$TAG"-agent-* 2>/dev/null
-  for s in "${SHIM_SOCKETS[@]}"; do rm -f "$s"; done
-  if [ "$RUN_EXISTED" = 0 ]; then
-    rmdir /run/containerd/runc /run/containerd/s /run/containerd 2>/dev/null
-  fi
+  remove_shim_sockets
   if [ "${CLOUDLESS_DEMO_KEEP:-0}" = 1 ]; then
     say "kept $WORK (CLOUDLESS_DEMO_KEEP=1); remove it with: rm -rf $WORK"
   else
@@ -130,14 +97,9 @@ cleanup() {
 
   # Check that nothing is left.
   local left=()
-  for p in /proc/[0-9]*; do
-    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "$SOCK"; then left+=("process ${p#/proc/}"); fi
-  done
-  for c in /sys/fs/cgroup/*/"$CGROUP" /sys/fs/cgroup/"$CGROUP"; do [ -d "$c" ] && left+=("cgroup $c"); done
-  for n in 1 2 3; do ip link show "${TAG}b$n" >/dev/null 2>&1 && left+=("bridge ${TAG}b$n"); done
-  if awk -v d="$WORK" 'index($2, d) == 1 { f=1 } END { exit !f }' /proc/mounts; then left+=("mounts under $WORK"); fi
-  if [ "${CLOUDLESS_DEMO_KEEP:-0}" != 1 ] && [ -e "$WORK" ]; then left+=("$WORK"); fi
-  for s in "${SHIM_SOCKETS[@]}"; do [ -e "$s" ] && left+=("shim socket $s"); done
+  left_processes "$SOCK"
+  left_cgroups /sys/fs/cgroup/*/"$CGROUP" /sys/fs/cgroup/"$CGROUP"
+  left_run_state
   if [ "${#left[@]}" -gt 0 ]; then
     printf 'error: left behind: %s\n' "${left[*]}" >&2
     [ "$rc" -eq 0 ] && rc=1

@@ -24,6 +24,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=lib/cleanup.sh
+. "$ROOT/scripts/lib/cleanup.sh"
 T0=$(date +%s.%N)
 T0_US=${EPOCHREALTIME//[!0-9]/}
 TIMEOUT=${CLOUDLESS_DEMO_TIMEOUT:-120}
@@ -145,59 +147,26 @@ cleanup() {
   if [ -n "$CTD_PID" ] && kill -0 "$CTD_PID" 2>/dev/null; then
     # Agents leave their containers running when they stop (they adopt them on restart):
     # kill and delete them through containerd so the shims exit and clean up after themselves.
-    local n=0
-    for ns in $(ctr -a "$SOCK" namespaces ls -q 2>/dev/null); do
-      for id in $(ctr -a "$SOCK" -n "$ns" tasks ls -q 2>/dev/null); do
-        ctr -a "$SOCK" -n "$ns" tasks kill -s SIGKILL "$id" >/dev/null 2>&1
-        ctr -a "$SOCK" -n "$ns" tasks delete -f "$id" >/dev/null 2>&1
-      done
-      for id in $(ctr -a "$SOCK" -n "$ns" containers ls -q 2>/dev/null); do
-        ctr -a "$SOCK" -n "$ns" containers delete "$id" >/dev/null 2>&1 && n=$((n + 1))
-        # The shim's socket: /run/containerd/s/sha256(<containerd address>/<namespace>/<id>).
-        SHIM_SOCKETS+=("/run/containerd/s/$(printf '%s' "$SOCK/$ns/$id" | sha256sum | cut -c1-64)")
-      done
-    done
-    say "containers removed through containerd: $n"
-    kill -TERM "$CTD_PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$CTD_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$CTD_PID" 2>/dev/null
-    wait "$CTD_PID" 2>/dev/null
+    remove_containers
+    say "containers removed through containerd: $REMOVED_CONTAINERS"
+    stop_containerd
     say "containerd stopped"
   fi
   # Anything of ours still alive: shims (they name our socket), daemons or tools (they name
   # $WORK), container processes (in our cgroups).
-  for p in /proc/[0-9]*; do
-    pid=${p#/proc/}
-    [ "$pid" = "$$" ] && continue
-    cmd=$({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
-    case "$cmd" in
-      *"$SOCK"*)
-        ns=$(printf '%s\n' "$cmd" | sed -n 's/.* -namespace \([^ ]*\) .*/\1/p')
-        id=$(printf '%s\n' "$cmd" | sed -n 's/.* -id \([^ ]*\) .*/\1/p')
-        if [ -n "$ns" ] && [ -n "$id" ]; then
-          SHIM_SOCKETS+=("/run/containerd/s/$(printf '%s' "$SOCK/$ns/$id" | sha256sum | cut -c1-64)")
-        fi
-        kill -9 "$pid" 2>/dev/null ;;
-      *"$WORK"*) kill -9 "$pid" 2>/dev/null ;;
-    esac
-  done
-  for c in $(our_cgroups); do
-    find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null
-  done
+  kill_leftover_processes "$WORK"
+  # shellcheck disable=SC2046 # one cgroup a word
+  kill_cgroup_processes $(our_cgroups)
   sleep 0.2
-  awk -v d="$WORK" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  for c in $(our_cgroups); do
-    find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
-  done
-  for n in 1 2 3; do ip link del "${TAG}b$n" 2>/dev/null; done
+  unmount_work
+  # shellcheck disable=SC2046
+  remove_cgroups $(our_cgroups)
+  delete_bridges
   # Outbound NAT rules of containers killed above without a CNI DEL (comment "cloudless <ns>-<id>").
   iptables -w 5 -t nat -S POSTROUTING 2>/dev/null | grep -F -- "--comment \"cloudless $TAG-" |
     sed 's/^-A /-D /' | while read -r rule; do eval "iptables -w 5 -t nat $rule" 2>/dev/null; done
   rm -rf /run/containerd/runc/"$TAG"-* 2>/dev/null
-  for s in "${SHIM_SOCKETS[@]}"; do rm -f "$s"; done
-  if [ "$RUN_EXISTED" = 0 ]; then
-    rmdir /run/containerd/runc /run/containerd/s /run/containerd 2>/dev/null
-  fi
+  remove_shim_sockets
   if [ "${CLOUDLESS_DEMO_KEEP:-0}" = 1 ]; then
     say "kept $WORK (CLOUDLESS_DEMO_KEEP=1; logs in $WORK/logs); remove it with: rm -rf $WORK"
   elif [ "$rc" -ne 0 ]; then
@@ -213,15 +182,10 @@ cleanup() {
 
   # Check that nothing is left.
   local left=()
-  for p in /proc/[0-9]*; do
-    [ "${p#/proc/}" = "$$" ] && continue
-    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -e "$SOCK" -e "$WORK/"; then left+=("process ${p#/proc/}"); fi
-  done
-  for c in $(our_cgroups); do left+=("cgroup $c"); done
-  for n in 1 2 3; do ip link show "${TAG}b$n" >/dev/null 2>&1 && left+=("bridge ${TAG}b$n"); done
-  if awk -v d="$WORK" 'index($2, d) == 1 { f=1 } END { exit !f }' /proc/mounts; then left+=("mounts under $WORK"); fi
-  if [ "${CLOUDLESS_DEMO_KEEP:-0}" != 1 ] && [ -e "$WORK" ]; then left+=("$WORK"); fi
-  for s in "${SHIM_SOCKETS[@]}"; do [ -e "$s" ] && left+=("shim socket $s"); done
+  left_processes "$SOCK" "$WORK/"
+  # shellcheck disable=SC2046
+  left_cgroups $(our_cgroups)
+  left_run_state
   for p in $BASE $((BASE + 1)) $((BASE + 2)) $((BASE + 3)); do port_unused "$p" || left+=("port $p"); done
   if [ "${#left[@]}" -gt 0 ]; then
     printf 'error: left behind: %s\n' "${left[*]}" >&2
