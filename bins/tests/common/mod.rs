@@ -23,10 +23,31 @@ pub const SHIM: &str = env!("CARGO_BIN_EXE_cloudless-agent-shim");
 /// Ports between coordinators' bases (each uses base..base+3).
 pub const BASE_STRIDE: u16 = 10;
 
+/// Where [`free_bases`] looks: from 20 000 up to the start of the kernel's ephemeral range
+/// (`ip_local_port_range`), so that no outgoing connection of this or another process (which
+/// binds an ephemeral port) can take a chosen port between the check and the daemon's bind.
+fn port_window() -> (u16, u16) {
+    let lo = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok());
+    match lo {
+        // Room for a few thousand blocks below the ephemeral range.
+        Some(lo) if lo >= 22_000 => (20_000, lo),
+        _ => (20_000, 60_000),
+    }
+}
+
+/// Blocks handed out by [`free_bases`] in this test process: the tests of one binary run in
+/// parallel and each checks its ports free before its daemons bind them, so two of them could
+/// otherwise pick the same still-free block.
+static TAKEN: std::sync::Mutex<Vec<(u16, u16)>> = std::sync::Mutex::new(Vec::new());
+
 /// `n` base ports, `BASE_STRIDE` apart, with every port of the block free for UDP and TCP on
-/// loopback.
+/// loopback, below the ephemeral port range and not handed out before in this process.
 pub fn free_bases(n: usize) -> Vec<u16> {
     let span = u16::try_from(n).unwrap() * BASE_STRIDE;
+    let (lo, hi) = port_window();
+    let room = u64::from(hi - lo - span);
     let seed = u64::from(std::process::id()) * 6151
         + u64::from(
             std::time::SystemTime::now()
@@ -34,13 +55,19 @@ pub fn free_bases(n: usize) -> Vec<u16> {
                 .unwrap()
                 .subsec_nanos(),
         );
+    let mut taken = TAKEN.lock().unwrap_or_else(|p| p.into_inner());
     for i in 0..500u64 {
-        let base = 20_000 + u16::try_from((seed + i * 104_729) % 40_000).unwrap();
+        let base = lo + u16::try_from((seed + i * 104_729) % room).unwrap();
+        let end = base + span;
+        if taken.iter().any(|&(b, e)| base < e && b < end) {
+            continue;
+        }
         let all_free = (0..span).all(|o| {
             let a = SocketAddr::from(([127, 0, 0, 1], base + o));
             UdpSocket::bind(a).is_ok() && TcpListener::bind(a).is_ok()
         });
         if all_free {
+            taken.push((base, end));
             return (0..n)
                 .map(|i| base + u16::try_from(i).unwrap() * BASE_STRIDE)
                 .collect();
@@ -49,13 +76,11 @@ pub fn free_bases(n: usize) -> Vec<u16> {
     panic!("no free port range");
 }
 
-/// A free UDP port on loopback (free when asked).
+/// A free UDP port on loopback for a daemon to bind later: from [`free_bases`]' window (below
+/// the ephemeral range, never handed out twice in this process), not an ephemeral port that
+/// any outgoing connection could take before the daemon binds it.
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_bases(1)[0]
 }
 
 /// `program` without the caller's `CLOUDLESS_*` settings, logging at info (or
@@ -152,6 +177,28 @@ pub fn wait_log(log: &Path, needle: &str, limit: Duration) {
         assert!(
             Instant::now() < deadline,
             "{needle:?} not in {} within {limit:?}:\n{text}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until `log` says "coordinator running" (`Ok`), or `p` exited first (`Err` with its
+/// log); panics after `limit`.
+fn wait_running(p: &mut Proc, log: &Path, limit: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains("coordinator running") {
+            return Ok(());
+        }
+        if !p.running() {
+            // Whatever it wrote before it exited.
+            return Err(std::fs::read_to_string(log).unwrap_or(text));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "\"coordinator running\" not in {} within {limit:?}:\n{text}",
             log.display()
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -310,7 +357,38 @@ impl Lab {
 
     /// Starts coordinator `i` (`join` the first time for `i > 0`, else `run`) and waits until
     /// it runs.
+    ///
+    /// A joining member asks each peer once to add it as a voter; on a loaded machine the
+    /// leader's answer can be Unavailable (catching the new learner up outlasts its timeout)
+    /// and the process exits with "no coordinator added this member as a voter", its data dir
+    /// enrolled but not yet a voter. An operator starts it again (`run` finishes the join), and
+    /// so does this, for a while.
     pub fn start_coordinator(&mut self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = self.spawn_coordinator(i);
+            let p = self.coordinators[i].as_mut().unwrap();
+            match wait_running(p, &log, Duration::from_secs(30)) {
+                Ok(()) => return,
+                Err(text)
+                    if text.contains("no coordinator added this member as a voter")
+                        && Instant::now() < deadline =>
+                {
+                    eprintln!(
+                        "coordinator {i} exited before it became a voter; starting it again:\n{text}"
+                    );
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(text) => panic!(
+                    "coordinator {i} exited before it ran ({}):\n{text}",
+                    log.display()
+                ),
+            }
+        }
+    }
+
+    /// Spawns coordinator `i` (`join` the first time for `i > 0`, else `run`); its log file.
+    fn spawn_coordinator(&mut self, i: usize) -> PathBuf {
         let joined = self.coord_dir(i).join("coordinator.json").exists();
         let mut args: Vec<String> = if i > 0 && !joined {
             let token = self
@@ -342,7 +420,7 @@ impl Lab {
         self.starts[i] += 1;
         let log = self.path(&format!("c{i}-{}.log", self.starts[i]));
         self.coordinators[i] = Some(Proc::spawn(COORDINATOR, &args, &log));
-        wait_log(&log, "coordinator running", Duration::from_secs(30));
+        log
     }
 
     /// `kill -9` of coordinator `i`.
