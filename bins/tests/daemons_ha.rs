@@ -40,7 +40,7 @@ fn two_coordinators_join_and_the_api_survives_the_first_one_stopping() {
     // The first coordinator stops; the other two elect a leader and the API answers there.
     let stop = |lab: &mut Lab, i: usize| {
         let p = lab.coordinators[i].as_mut().unwrap();
-        let code = p.sigterm(Duration::from_secs(10));
+        let code = p.sigterm(Duration::from_secs(30));
         assert_eq!(code, 0, "{}", p.log_text());
     };
     stop(&mut lab, 0);
@@ -108,7 +108,7 @@ fn followers_forward_api_calls_to_the_leader() {
         let name = format!("via-coord-{f}");
         let created = lab.wait(
             "a follower forwards Create",
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             Duration::from_millis(200),
             || {
                 let mut w = WorkloadsClient::new(channel.clone());
@@ -126,7 +126,7 @@ fn followers_forward_api_calls_to_the_leader() {
         // which clients retry; so does this check.)
         let got = lab.wait(
             &format!("get {name} through follower {f}"),
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             Duration::from_millis(200),
             || {
                 let mut w = WorkloadsClient::new(channel.clone());
@@ -143,7 +143,7 @@ fn followers_forward_api_calls_to_the_leader() {
         assert_eq!(got.workload.unwrap().name, name);
         let info = lab.wait(
             &format!("cluster info through follower {f}"),
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             Duration::from_millis(200),
             || {
                 let mut c = pb::cluster_client::ClusterClient::new(channel.clone());
