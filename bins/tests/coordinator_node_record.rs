@@ -40,6 +40,6 @@ fn coordinator_node_records_are_cordoned() {
     assert_eq!(nodes.len(), 2, "{nodes:?}");
     for i in 0..2 {
         let p = lab.coordinators[i].as_mut().unwrap();
-        assert_eq!(p.sigterm(Duration::from_secs(10)), 0, "{}", p.log_text());
+        assert_eq!(p.sigterm(Duration::from_secs(30)), 0, "{}", p.log_text());
     }
 }

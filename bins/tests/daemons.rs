@@ -448,7 +448,7 @@ fn an_agent_on_the_process_runtime_joins_runs_and_both_stop_cleanly() {
     assert_eq!(
         wait_exit(
             &mut agent,
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             &c.dir.path().join("agent.log")
         ),
         0
@@ -463,7 +463,7 @@ fn an_agent_on_the_process_runtime_joins_runs_and_both_stop_cleanly() {
     assert_eq!(
         wait_exit(
             &mut coord,
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             &c.dir.path().join("coordinator.log")
         ),
         0
@@ -500,7 +500,7 @@ fn an_agent_on_the_process_runtime_joins_runs_and_both_stop_cleanly() {
     assert_eq!(
         wait_exit(
             &mut agent,
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             &c.dir.path().join("agent-2.log")
         ),
         0
@@ -509,7 +509,7 @@ fn an_agent_on_the_process_runtime_joins_runs_and_both_stop_cleanly() {
     assert_eq!(
         wait_exit(
             &mut coord,
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             &c.dir.path().join("coordinator-2.log")
         ),
         0
@@ -581,7 +581,7 @@ fn an_agent_on_the_process_runtime_joins_runs_and_both_stop_cleanly() {
     assert_eq!(
         wait_exit(
             &mut coord,
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             &c.dir.path().join("coordinator-3.log")
         ),
         0
@@ -672,7 +672,7 @@ fn a_locked_ca_key_needs_its_passphrase_to_run() {
     }
     sigterm(&coordinator);
     assert_eq!(
-        wait_exit(&mut coordinator, Duration::from_secs(10), &log),
+        wait_exit(&mut coordinator, Duration::from_secs(30), &log),
         0
     );
 }
