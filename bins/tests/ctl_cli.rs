@@ -374,7 +374,7 @@ async fn describe_shows_why_replicas_cannot_be_placed_and_logs_exec_say_none_run
     let file = c.write_config("web.yaml", &workload_manifest("web", "busybox:1", 2));
     c.ctl(&["apply", "-f", file.to_str().unwrap()]).await.ok();
     // No nodes: the coordinator records why the replicas cannot be placed.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(30);
     let text = loop {
         let r = c.ctl(&["workload", "describe", "web"]).await;
         let out = r.ok().to_owned();

@@ -157,14 +157,23 @@ fn cloudlessctl_operates_a_real_coordinator_and_agent() {
         }
         v
     };
+    // The join is retried for a while, as `Lab::start_agent` does: the coordinator's API
+    // answering does not mean its enrollment answers yet.
     let join = agent_args("join");
-    let out = command(AGENT).args(&join).output().unwrap();
-    assert!(
-        out.status.success(),
-        "agent join: {}{}",
-        String::from_utf8_lossy(&out.stderr),
-        logs(dir.path())
-    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = command(AGENT).args(&join).output().unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent join: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            logs(dir.path())
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let run = agent_args("run");
     let run: Vec<&str> = run.iter().map(String::as_str).collect();
     children

@@ -188,13 +188,15 @@ fn start_fabric(dir: &Path, children: &mut Children) -> PathBuf {
         }
         v
     };
-    let out = command(AGENT).args(args("join")).output().unwrap();
-    assert!(
-        out.status.success(),
-        "agent join: {}{}",
-        text(&out.stderr),
-        daemon_logs(dir)
-    );
+    // The join is retried for a while, as `Lab::start_agent` does: the coordinator's API
+    // answering does not mean its enrollment answers yet.
+    wait_for(Duration::from_secs(30), "the agent to join", dir, || {
+        let out = command(AGENT).args(args("join")).output().unwrap();
+        if !out.status.success() {
+            eprintln!("agent join: {}", text(&out.stderr));
+        }
+        out.status.success().then_some(())
+    });
     let run = args("run");
     let run: Vec<&str> = run.iter().map(String::as_str).collect();
     children.0.push(spawn(AGENT, &run, &dir.join("agent.log")));
