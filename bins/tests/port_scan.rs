@@ -150,9 +150,10 @@ async fn tls_probe(addr: SocketAddr, tls: rustls::ClientConfig) -> Result<Vec<u8
         buf.truncate(n);
         Ok(buf)
     };
-    tokio::time::timeout(Duration::from_secs(5), io)
+    // Generous: the accepted probe must not time out on a loaded machine (a refusal is quick).
+    tokio::time::timeout(Duration::from_secs(30), io)
         .await
-        .map_err(|_| "no answer in 5 s".to_owned())?
+        .map_err(|_| "no answer in 30 s".to_owned())?
 }
 
 /// Plain HTTP on a TLS port: what came back (must not be HTTP).
@@ -175,19 +176,21 @@ async fn quic_probe(addr: SocketAddr, tls: rustls::ClientConfig) -> Result<(), S
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
     let result = async {
         let conn = tokio::time::timeout(
-            Duration::from_secs(5),
+            Duration::from_secs(30),
             endpoint.connect(addr, "cloudless").unwrap(),
         )
         .await
-        .map_err(|_| "no handshake in 5 s".to_owned())?
+        .map_err(|_| "no handshake in 30 s".to_owned())?
         .map_err(|e| format!("connect: {e}"))?;
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| format!("open: {e}"))?;
         send.write_all(&[0u8; 8])
             .await
             .map_err(|e| format!("write: {e}"))?;
         let mut buf = [0u8; 16];
-        // The server closes a refused connection right after the handshake.
-        match tokio::time::timeout(Duration::from_millis(1500), conn.closed()).await {
+        // The server closes a refused connection right after the handshake; a connection still
+        // up after a wait that a loaded machine's server also gets its close done in counts as
+        // kept.
+        match tokio::time::timeout(Duration::from_secs(3), conn.closed()).await {
             Ok(reason) => {
                 let read = recv.read(&mut buf).await;
                 assert!(
