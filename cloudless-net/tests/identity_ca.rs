@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use cloudless_core::ids::NodeId;
 use cloudless_core::transport::{PeerIdentity, Role};
+use cloudless_net::identity::spiffe::api_server_name;
 use cloudless_net::identity::{
     CA_KEY_FILE, ClusterCa, DEFAULT_NODE_LIFETIME, IdentityError, NODE_KEY_FILE, NodeCredentials,
     NodeKey, identity_from_cert,
@@ -114,6 +115,50 @@ fn issued_certificates_carry_one_spiffe_uri_and_the_lifetime() {
     assert_eq!(not_after, 1_900_000_000 + 7 * 24 * 3600);
     assert!(not_before < 1_900_000_000, "not back-dated");
     assert!(not_before >= 1_900_000_000 - 3600, "back-dated too far");
+}
+
+/// The DNS names in a certificate's subject alternative names.
+fn dns_names(cert: &[u8]) -> Vec<String> {
+    let (_, x) = x509_parser::certificate::X509Certificate::from_der(cert).unwrap();
+    x.subject_alternative_name()
+        .unwrap()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some((*d).to_owned()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn coordinator_certificates_also_carry_the_api_server_name() {
+    let ca = ClusterCa::init("lab", SystemTime::now()).unwrap();
+    let issue = |role, node| {
+        let key = NodeKey::generate().unwrap();
+        ca.issue(
+            &key.csr().unwrap(),
+            &id("lab", role, node),
+            SystemTime::now(),
+            DEFAULT_NODE_LIFETIME,
+        )
+        .unwrap()
+    };
+    let coordinator = issue(Role::Coordinator, 1);
+    assert_eq!(dns_names(&coordinator), vec![api_server_name("lab")]);
+    assert_eq!(api_server_name("lab"), "api.lab.cloudless.internal");
+    // The DNS name does not change the identity.
+    assert_eq!(
+        identity_from_cert(&coordinator, "lab").unwrap(),
+        id("lab", Role::Coordinator, 1)
+    );
+    // Agents and admins serve no public API: SPIFFE URI only.
+    assert!(dns_names(&issue(Role::Agent, 2)).is_empty());
+    assert!(dns_names(&issue(Role::Admin, 0)).is_empty());
 }
 
 #[test]

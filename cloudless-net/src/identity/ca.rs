@@ -15,7 +15,7 @@ use x509_parser::prelude::FromDer;
 
 use super::IdentityError;
 use super::files::{check_private_mode, read_text, write_private, write_public};
-use super::spiffe::{CaDigest, ca_digest, validate_cluster_name};
+use super::spiffe::{CaDigest, api_server_name, ca_digest, validate_cluster_name};
 
 /// File name of the CA certificate (PEM) in a CA directory.
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -242,6 +242,14 @@ impl ClusterCa {
         params.subject_alt_names = vec![SanType::URI(
             uri.as_str().try_into().map_err(IdentityError::generation)?,
         )];
+        if identity.role == Role::Coordinator {
+            // Coordinators serve the public API: generic TLS clients check a DNS name.
+            params.subject_alt_names.push(SanType::DnsName(
+                api_server_name(&identity.cluster)
+                    .try_into()
+                    .map_err(IdentityError::generation)?,
+            ));
+        }
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = match identity.role {
             Role::Admin => vec![ExtendedKeyUsagePurpose::ClientAuth],

@@ -19,6 +19,22 @@ pub fn ca_digest(ca_der: &[u8]) -> CaDigest {
     Sha256::digest(ca_der).into()
 }
 
+/// The DNS name every coordinator certificate of `cluster` carries besides its SPIFFE URI:
+/// `api.<cluster>.cloudless.internal`.
+///
+/// Cloudless's own clients check the SPIFFE identity; generic TLS clients (grpcio, grpcurl,
+/// curl) check a DNS name instead, so they connect to a coordinator's API with this name as
+/// the TLS server name (`grpc.ssl_target_name_override`, `-authority`, `--resolve`). It names
+/// the cluster's API, not a host: any coordinator of the cluster answers to it.
+///
+/// ```rust
+/// use cloudless_net::identity::spiffe::api_server_name;
+/// assert_eq!(api_server_name("home-lab"), "api.home-lab.cloudless.internal");
+/// ```
+pub fn api_server_name(cluster: &str) -> String {
+    format!("api.{cluster}.cloudless.internal")
+}
+
 /// Checks that `name` can serve as a trust domain: 1..=63 characters of `[a-z0-9-]`, not
 /// starting or ending with `-` (a DNS label, so it is unambiguous inside a URI).
 pub fn validate_cluster_name(name: &str) -> Result<(), IdentityError> {
