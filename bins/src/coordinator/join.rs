@@ -143,7 +143,14 @@ fn client_endpoint(
     Ok((t, ep))
 }
 
-/// Asks the peers, in turn, to add this member as a voter.
+/// How long [`become_voter`] keeps asking before it gives up: a leader election or another
+/// member's join in progress makes the peers answer `Unavailable` for a moment.
+const BECOME_VOTER_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Asks the peers, in turn, to add this member as a voter; rounds over all peers repeat (with
+/// a growing pause, up to [`BECOME_VOTER_PATIENCE`]) while the failures are transient —
+/// unreachable peers, no leader yet, a leader that cannot confirm its quorum. A refusal
+/// (permission, bad request) ends it at once.
 pub(super) async fn become_voter(
     creds: &NodeCredentials,
     listen_ip: IpAddr,
@@ -151,37 +158,52 @@ pub(super) async fn become_voter(
     raft_address: &str,
 ) -> Result<()> {
     let (t, ep) = client_endpoint(listen_ip, creds)?;
+    let give_up = tokio::time::Instant::now() + BECOME_VOTER_PATIENCE;
+    let mut pause = Duration::from_millis(200);
     let mut last = String::from("no peers");
-    for p in peers {
-        let peer = match t.connect(p).await {
-            Ok(peer) => peer,
-            Err(e) => {
-                last = format!("{p}: {e}");
-                continue;
+    let outcome = 'rounds: loop {
+        for p in peers {
+            let peer = match t.connect(p).await {
+                Ok(peer) => peer,
+                Err(e) => {
+                    last = format!("{p}: {e}");
+                    continue;
+                }
+            };
+            let r = ep
+                .client()
+                .call(
+                    peer.node,
+                    &ADD_VOTER,
+                    AddVoterRequest {
+                        raft_address: raft_address.to_owned(),
+                    },
+                    Duration::from_secs(30),
+                )
+                .await;
+            match r {
+                Ok(resp) => {
+                    tracing::info!(voters = ?resp.voters, via = %peer, "added as a raft voter");
+                    break 'rounds Ok(());
+                }
+                Err(e) if e.is_retryable() => last = format!("{p}: {e}"),
+                Err(e) => {
+                    break 'rounds Err(anyhow!("{p} refused to add this member as a voter: {e}"));
+                }
             }
-        };
-        let r = ep
-            .client()
-            .call(
-                peer.node,
-                &ADD_VOTER,
-                AddVoterRequest {
-                    raft_address: raft_address.to_owned(),
-                },
-                Duration::from_secs(30),
-            )
-            .await;
-        match r {
-            Ok(resp) => {
-                tracing::info!(voters = ?resp.voters, via = %peer, "added as a raft voter");
-                t.close();
-                return Ok(());
-            }
-            Err(e) => last = format!("{p}: {e}"),
         }
-    }
+        if tokio::time::Instant::now() + pause > give_up {
+            break Err(anyhow!(
+                "no coordinator added this member as a voter within {}s (last: {last})",
+                BECOME_VOTER_PATIENCE.as_secs()
+            ));
+        }
+        tracing::info!(%last, retry_in = ?pause, "not a raft voter yet");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    };
     t.close();
-    bail!("no coordinator added this member as a voter (last: {last})")
+    outcome
 }
 
 pub(super) fn serve_add_voter(router: &mut Router, consensus: Arc<dyn Consensus>) {
