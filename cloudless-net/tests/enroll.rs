@@ -22,6 +22,7 @@ use cloudless_core::testing::consensus::MemConsensus;
 use cloudless_core::transport::{PeerIdentity, Role, Transport};
 use cloudless_net::identity::enroll::{
     EnrollConfig, EnrollError, EnrollParams, EnrollServer, EnrollService, RefusalCode, enroll,
+    enroll_patiently,
 };
 use cloudless_net::identity::{
     ClusterCa, DEFAULT_NODE_LIFETIME, JoinToken, NODE_KEY_FILE, NodeCredentials, NodeKey, TokenRole,
@@ -361,4 +362,108 @@ async fn the_same_name_through_two_coordinators_at_once_enrolls_once() {
             .collect();
         assert_eq!(twins, [won.identity().node], "round {round}");
     }
+}
+
+/// The replicated state behind a coordinator that cannot read it for its first `failures`
+/// requests (a leader that has not confirmed its quorum yet).
+struct NoQuorumYet {
+    inner: Arc<MemConsensus>,
+    failures: std::sync::atomic::AtomicU32,
+    reads: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Consensus for NoQuorumYet {
+    async fn propose(
+        &self,
+        command: CommandEnvelope,
+    ) -> Result<cloudless_core::state::Applied, ConsensusError> {
+        self.inner.propose(command).await
+    }
+    async fn state(&self) -> Result<Arc<cloudless_core::state::ClusterState>, ConsensusError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.reads.fetch_add(1, SeqCst);
+        let left = self.failures.load(SeqCst);
+        if left > 0 {
+            self.failures.store(left - 1, SeqCst);
+            return Err(ConsensusError::Unavailable(
+                "not enough for a quorum".into(),
+            ));
+        }
+        self.inner.state().await
+    }
+    async fn watch(
+        &self,
+        filter: cloudless_core::consensus::WatchFilter,
+        from: cloudless_core::ids::Revision,
+    ) -> Result<cloudless_core::consensus::ChangeStream, ConsensusError> {
+        self.inner.watch(filter, from).await
+    }
+    async fn status(&self) -> Result<cloudless_core::consensus::ConsensusStatus, ConsensusError> {
+        self.inner.status().await
+    }
+    async fn add_voter(&self, id: NodeId, address: String) -> Result<(), ConsensusError> {
+        self.inner.add_voter(id, address).await
+    }
+    async fn remove_voter(&self, id: NodeId) -> Result<(), ConsensusError> {
+        self.inner.remove_voter(id).await
+    }
+}
+
+#[tokio::test]
+async fn a_patient_joiner_asks_again_while_the_coordinator_is_unavailable_but_not_after_a_refusal()
+{
+    use std::sync::atomic::Ordering::SeqCst;
+    let c = Cluster::start();
+    let flaky = Arc::new(NoQuorumYet {
+        inner: c.consensus.clone(),
+        failures: std::sync::atomic::AtomicU32::new(2),
+        reads: std::sync::atomic::AtomicU32::new(0),
+    });
+    let server = EnrollServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        &quic_common::creds(&c.ca, Role::Coordinator, 1_001),
+        Arc::new(EnrollService::new(
+            Arc::clone(&c.ca),
+            flaky.clone(),
+            Arc::new(SystemClock),
+            DEFAULT_NODE_LIFETIME,
+        )),
+        EnrollConfig::default(),
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let token = c
+        .token(TokenRole::Agent, Duration::ZERO, HOUR, Some(1))
+        .await;
+    let params = |name: &str| EnrollParams {
+        name: name.into(),
+        role: TokenRole::Agent,
+        report: report(),
+    };
+
+    // One attempt: the coordinator's Unavailable is the answer.
+    let key = NodeKey::generate().unwrap();
+    let once = enroll(addr, &token, &key, params("edge-1"), WAIT).await;
+    assert!(
+        once.as_ref().is_err_and(EnrollError::is_transient),
+        "{once:?}"
+    );
+    refused(once, RefusalCode::Unavailable);
+
+    // Patiently: the second Unavailable is waited out, the third request enrolls, and the
+    // single-use token is spent once.
+    let creds = enroll_patiently(addr, &token, &key, params("edge-1"), WAIT, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(creds.identity().role, Role::Agent);
+    assert_eq!(flaky.reads.load(SeqCst), 3);
+    assert_eq!(c.uses(&token).await, 1);
+
+    // A final refusal (the token is used up) is not asked again.
+    let other = NodeKey::generate().unwrap();
+    let r = enroll_patiently(addr, &token, &other, params("edge-2"), WAIT, WAIT).await;
+    assert!(!r.as_ref().is_err_and(EnrollError::is_transient), "{r:?}");
+    refused(r, RefusalCode::TokenRefused);
+    assert_eq!(flaky.reads.load(SeqCst), 4);
 }

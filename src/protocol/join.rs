@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use cloudless_core::node::NodeReport;
 use cloudless_core::transport::Role;
-use cloudless_net::identity::enroll::{EnrollError, EnrollParams, enroll};
+use cloudless_net::identity::enroll::{EnrollError, EnrollParams, enroll_patiently};
 use cloudless_net::identity::{
     IdentityError, JoinToken, NODE_CERT_FILE, NODE_KEY_FILE, NodeCredentials, NodeKey, TokenError,
     TokenRole,
@@ -26,6 +26,10 @@ use cloudless_net::identity::{
 
 /// The subdirectory of the agent's data dir that holds its identity.
 pub const IDENTITY_DIR: &str = "identity";
+
+/// How long [`join`] keeps asking while the coordinator is unreachable or answers
+/// `Unavailable` (a leader election, a quorum still forming) before it gives up.
+pub const ENROLL_PATIENCE: Duration = Duration::from_secs(60);
 
 /// What an agent needs to join.
 #[derive(Debug, Clone)]
@@ -81,7 +85,8 @@ pub enum JoinError {
     NotAnAgent(String),
 }
 
-/// Loads the agent's stored identity, or enrolls with the token and stores it.
+/// Loads the agent's stored identity, or enrolls with the token and stores it (asking again
+/// for up to [`ENROLL_PATIENCE`] while the failure is transient).
 pub async fn join(params: JoinParams) -> Result<Joined, JoinError> {
     let dir = params.data_dir.join(IDENTITY_DIR);
     create_private_dir(&dir)?;
@@ -103,7 +108,7 @@ pub async fn join(params: JoinParams) -> Result<Joined, JoinError> {
         key.save(&key_path)?;
         key
     };
-    let credentials = enroll(
+    let credentials = enroll_patiently(
         params.coordinator,
         &token,
         &key,
@@ -113,6 +118,7 @@ pub async fn join(params: JoinParams) -> Result<Joined, JoinError> {
             report: params.report,
         },
         params.timeout,
+        ENROLL_PATIENCE,
     )
     .await?;
     check_agent(&credentials)?;

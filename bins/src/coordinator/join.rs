@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use cloudless_core::consensus::{Consensus, ConsensusError};
 use cloudless_core::transport::{Role, Transport};
 use cloudless_net::identity::authz::require_coordinator;
-use cloudless_net::identity::enroll::{EnrollParams, enroll};
+use cloudless_net::identity::enroll::{EnrollParams, enroll_patiently};
 use cloudless_net::identity::handover::fetch_ca;
 use cloudless_net::identity::{JoinToken, NODE_KEY_FILE, NodeCredentials, NodeKey, TokenRole};
 use cloudless_net::quic::QuicTransport;
@@ -86,7 +86,7 @@ pub async fn join_setup(s: &CoordinatorSettings, args: &JoinArgs) -> Result<()> 
     let key = NodeKey::generate()?;
     key.save(&id_dir.join(NODE_KEY_FILE))?;
     let report = common::node_report(dir, "", "", &BTreeMap::new());
-    let creds = enroll(
+    let creds = enroll_patiently(
         enroll_addr,
         &token,
         &key,
@@ -96,6 +96,7 @@ pub async fn join_setup(s: &CoordinatorSettings, args: &JoinArgs) -> Result<()> 
             report,
         },
         Duration::from_secs(10),
+        BECOME_VOTER_PATIENCE,
     )
     .await
     .with_context(|| format!("enrolling at {enroll_addr}"))?;
@@ -143,8 +144,9 @@ fn client_endpoint(
     Ok((t, ep))
 }
 
-/// How long [`become_voter`] keeps asking before it gives up: a leader election or another
-/// member's join in progress makes the peers answer `Unavailable` for a moment.
+/// How long enrollment and [`become_voter`] keep asking before they give up: a leader
+/// election or another member's join in progress makes the peers answer `Unavailable` for a
+/// moment.
 const BECOME_VOTER_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Asks the peers, in turn, to add this member as a voter; rounds over all peers repeat (with

@@ -124,6 +124,50 @@ pub async fn enroll(
     Ok(creds)
 }
 
+impl EnrollError {
+    /// True when asking again later may succeed: the coordinator could not be reached, or it
+    /// answered `Unavailable` (no leader yet, a leader that cannot confirm its quorum). Refused
+    /// tokens, taken names, CA mismatches and malformed answers are final.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            EnrollError::Unreachable { .. }
+                | EnrollError::Refused {
+                    code: RefusalCode::Unavailable,
+                    ..
+                }
+        )
+    }
+}
+
+/// [`enroll`], asked again while the failure [is transient](EnrollError::is_transient), with
+/// pauses growing from 200 ms to 5 s, until `patience` has passed (then the last error).
+///
+/// A retry is safe: the server checks the name before it spends a token use, and once it has
+/// spent one, a later failure is final for a single-use token (`TokenRefused`) or a taken name
+/// (`NameTaken`), never a second node.
+pub async fn enroll_patiently(
+    addr: SocketAddr,
+    token: &JoinToken,
+    key: &NodeKey,
+    params: EnrollParams,
+    timeout: Duration,
+    patience: Duration,
+) -> Result<NodeCredentials, EnrollError> {
+    let give_up = tokio::time::Instant::now() + patience;
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match enroll(addr, token, key, params.clone(), timeout).await {
+            Err(e) if e.is_transient() && tokio::time::Instant::now() + pause < give_up => {
+                tracing::info!(%addr, error = %e, retry_in = ?pause, "enrollment not possible yet");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Renews an expired certificate within the grace window at the enrollment endpoint `addr`:
 /// proves possession of `key` (the key `old` names) and gets a fresh certificate for the same
 /// identity. The server is pinned by the digest of `ca`.

@@ -18,7 +18,9 @@ mod client;
 mod messages;
 mod server;
 
-pub use client::{EnrollError, EnrollParams, connect_pinned, enroll, renew_offline};
+pub use client::{
+    EnrollError, EnrollParams, connect_pinned, enroll, enroll_patiently, renew_offline,
+};
 pub use messages::{EnrollRequest, EnrollResponse, RefusalCode};
 pub use server::{EnrollConfig, EnrollServer, EnrollService, Refusal};
 
