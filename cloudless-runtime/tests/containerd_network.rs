@@ -186,7 +186,11 @@ async fn published_ports_and_outbound_connections() {
         cfg.bridge = Some(net.clone());
     })
     .await;
-    let host_port = 20_000 + (std::process::id() % 20_000) as u16;
+    // Below the ephemeral range (32768+), and free on the host right now.
+    let host_port = (0..12_000u16)
+        .map(|i| 20_000 + (std::process::id() as u16 % 12_000 + i) % 12_000)
+        .find(|p| std::net::TcpListener::bind(("0.0.0.0", *p)).is_ok())
+        .expect("a free TCP port in 20000..32000");
     let published = |id: &str| {
         let mut spec = common::sh(id, SERVER);
         spec.ports = vec![cloudless_core::workload::ContainerPort {

@@ -213,12 +213,13 @@ async fn check_free(inner: &Inner, id: &str, ports: &[PortMapping]) -> Result<()
     Ok(())
 }
 
-/// Runs `iptables -t nat <verb> <rule>`; whether it succeeded, and its stderr.
+/// Runs `iptables -t nat <verb> <rule>`; whether it succeeded, and its stderr. It waits up to
+/// 30 s for the xtables lock, which CNI plugins and host firewalls take too.
 async fn iptables(verb: &str, rule: &[String]) -> Result<(bool, String), RuntimeError> {
     let out = tokio::process::Command::new("iptables")
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .args(["-w", "5", "-t", "nat", verb])
+        .args(["-w", "30", "-t", "nat", verb])
         .args(rule)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -266,7 +267,7 @@ async fn delete_stale_masquerade(address: &str, owner: &str) {
     let Ok(out) = tokio::process::Command::new("iptables")
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .args(["-w", "5", "-t", "nat", "-S", "POSTROUTING"])
+        .args(["-w", "30", "-t", "nat", "-S", "POSTROUTING"])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
