@@ -98,8 +98,7 @@ async fn three_host_port_replicas_on_two_agents_run_two_and_explain_the_third() 
         )
         .await?;
 
-        // And it stays that way: no replica ever started where its port was taken (the
-        // ledger never held two holders of one port on a node).
+        // And it stays that way, with at most one holder of 8080/TCP per node in the ledger.
         sim.run_for(Duration::from_secs(20)).await?;
         let v = sim.view();
         assert_eq!(v.running_of(web).len(), 2, "seed {seed}");
