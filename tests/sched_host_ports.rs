@@ -117,3 +117,37 @@ async fn three_host_port_replicas_on_two_agents_run_two_and_explain_the_third() 
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_of_a_host_port_workload_on_as_many_nodes_as_replicas_completes() {
+    // No node is free for a surge replica: the rollout must retire an old replica first
+    // (minAvailable 1 of 2 allows it) and place the new one on the node it freed.
+    for_each_seed(|seed| async move {
+        let mut sim = start_two_agents(seed).await?;
+        let web = apply_one(&mut sim, &manifest("web", 2, 8080, "tcp")).await?;
+        sim.run_until(Duration::from_secs(30), "2 web replicas running", |v| {
+            settled(v, web, 2)
+        })
+        .await?;
+        let mut spec = sim
+            .view()
+            .state
+            .as_ref()
+            .and_then(|s| s.workloads.get(&web))
+            .map(|w| w.spec.clone())
+            .expect("web in the state");
+        spec.image = "web:2".into();
+        sim.update_workload(web, spec).await?;
+        sim.run_until(Duration::from_secs(120), "2 web:2 replicas running", |v| {
+            settled(v, web, 2)
+                && v.state
+                    .as_ref()
+                    .is_some_and(|s| s.workloads.get(&web).is_some_and(|w| w.generation.0 == 2))
+        })
+        .await?;
+        assert_eq!(nodes_of(sim.view(), web).len(), 2, "seed {seed}");
+        sim.shutdown().await;
+        Ok(())
+    })
+    .await;
+}
