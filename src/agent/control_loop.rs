@@ -30,9 +30,12 @@ pub(crate) struct Outbox {
 #[derive(Debug, Default)]
 struct Stops {
     pending: BTreeMap<ReplicaId, StoppedReplica>,
-    /// Replicas withdrawn since the last `take_stops`: a batch in flight that fails must not
-    /// bring their reports back.
+    /// Replicas of the batch being sent (taken by the last `take_stops`).
+    sending: BTreeSet<ReplicaId>,
+    /// Replicas of that batch a newer set holds again: a failed send must not bring them back.
     withdrawn: BTreeSet<ReplicaId>,
+    /// The newest set revision seen by `restate_stops`.
+    latest: Revision,
 }
 
 impl Outbox {
@@ -53,34 +56,47 @@ impl Outbox {
         self.notify.notify_one();
     }
 
-    /// A new set (revision `revision`) arrived: unsent stop reports of replicas it holds again
-    /// are withdrawn, the others now speak for this newer set.
+    /// A new set (revision `revision`) arrived: stop reports of replicas it holds again are
+    /// withdrawn (also from a batch being sent), the others now speak for this newer set.
     pub(crate) fn restate_stops(&self, revision: Revision, kept: impl Fn(ReplicaId) -> bool) {
         let mut stops = self.lock_stops();
-        let back: Vec<ReplicaId> = stops.pending.keys().copied().filter(|r| kept(*r)).collect();
-        for r in back {
-            stops.pending.remove(&r);
-            stops.withdrawn.insert(r);
-        }
+        stops.latest = stops.latest.max(revision);
+        stops.pending.retain(|r, _| !kept(*r));
         for s in stops.pending.values_mut() {
             s.set_revision = s.set_revision.max(revision);
         }
+        let back: Vec<ReplicaId> = stops.sending.iter().copied().filter(|r| kept(*r)).collect();
+        stops.withdrawn.extend(back);
     }
 
     fn take_stops(&self) -> Vec<StoppedReplica> {
         let mut stops = self.lock_stops();
+        let batch = std::mem::take(&mut stops.pending);
+        stops.sending = batch.keys().copied().collect();
         stops.withdrawn.clear();
-        std::mem::take(&mut stops.pending).into_values().collect()
+        batch.into_values().collect()
     }
 
-    /// Puts back stop reports that failed to send, unless withdrawn or restated meanwhile.
+    /// Puts back stop reports that failed to send, unless withdrawn meanwhile (or queued anew);
+    /// they now speak for the newest set seen.
     fn put_back_stops(&self, failed: Vec<StoppedReplica>) {
         let mut stops = self.lock_stops();
-        for s in failed {
+        let latest = stops.latest;
+        for mut s in failed {
             if !stops.withdrawn.contains(&s.replica) {
+                s.set_revision = s.set_revision.max(latest);
                 stops.pending.entry(s.replica).or_insert(s);
             }
         }
+        stops.sending.clear();
+        stops.withdrawn.clear();
+    }
+
+    /// The batch being sent is done with (delivered, or refused for good).
+    fn sent_stops(&self) {
+        let mut stops = self.lock_stops();
+        stops.sending.clear();
+        stops.withdrawn.clear();
     }
 
     pub(crate) fn stops_len(&self) -> usize {
@@ -196,7 +212,10 @@ impl ControlLoop {
             return true;
         }
         match self.control.report_stopped(self.node, stops.clone()).await {
-            Ok(()) => true,
+            Ok(()) => {
+                self.outbox.sent_stops();
+                true
+            }
             Err(e) if e.is_retryable() => {
                 tracing::debug!(node = %self.node, error = %e, "stop report failed; kept for later");
                 self.outbox.put_back_stops(stops);
@@ -204,6 +223,7 @@ impl ControlLoop {
                 false
             }
             Err(e) => {
+                self.outbox.sent_stops();
                 // E.g. a coordinator that does not take stop reports: its stop grace finishes
                 // these replicas.
                 tracing::debug!(node = %self.node, error = %e, replicas = stops.len(), "stop report refused; left to the coordinator's stop grace");
@@ -299,6 +319,31 @@ pub(crate) fn host_platform() -> Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_reports_are_restated_by_newer_sets_and_withdrawn_when_held_again() {
+        let outbox = Outbox::default();
+        let stop = |r: u64, rev: u64| StoppedReplica {
+            replica: ReplicaId(r),
+            set_revision: Revision(rev),
+        };
+        outbox.push_stop(stop(1, 5));
+        outbox.push_stop(stop(2, 5));
+        // A newer set leaves 1 out still and holds 2 again.
+        outbox.restate_stops(Revision(7), |r| r == ReplicaId(2));
+        assert_eq!(outbox.stops_len(), 1);
+        let batch = outbox.take_stops();
+        assert_eq!(batch, vec![stop(1, 7)]);
+        // While the batch is in flight a set holds 1 again: a failed send does not bring it back.
+        outbox.restate_stops(Revision(8), |r| r == ReplicaId(1));
+        outbox.put_back_stops(batch);
+        assert_eq!(outbox.stops_len(), 0);
+        // Otherwise a failed batch is kept.
+        outbox.push_stop(stop(3, 9));
+        let batch = outbox.take_stops();
+        outbox.put_back_stops(batch);
+        assert_eq!(outbox.take_stops(), vec![stop(3, 9)]);
+    }
 
     #[test]
     fn jitter_is_bounded_deterministic_and_differs_between_nodes() {

@@ -54,7 +54,9 @@ pub struct CoordinatorConfig {
     pub actuation_interval: Duration,
     /// How long after its agent fetched an assignment set without a Stopping replica the
     /// replica is recorded finished, releasing its reservation (default 12 s: the agent's
-    /// default stop grace of 10 s plus a margin).
+    /// default stop grace of 10 s plus a margin). The fallback for agents that are down,
+    /// silent or older: an agent's stop report (`ControlPlane::report_stopped`) finishes the
+    /// replica as soon as its containers are gone.
     pub stop_grace: Duration,
     /// How often the coordinator asks its consensus member who leads (default 200 ms).
     pub leadership_poll: Duration,

@@ -369,4 +369,65 @@ mod tests {
         assert_eq!(view.assignments_revision(NodeId(1)), updated.revision);
         assert_eq!(view.noted(), updated.revision);
     }
+
+    #[test]
+    fn stopping_since_is_the_change_that_made_a_replica_stopping_or_an_upper_bound() {
+        let mut state = ClusterState::new();
+        node(&mut state, 1);
+        run(
+            &mut state,
+            Command::CreateWorkload {
+                namespace: "default".into(),
+                name: "web".into(),
+                labels: Default::default(),
+                spec: WorkloadSpec::new("img"),
+            },
+        );
+        run(
+            &mut state,
+            Command::AssignReplicas {
+                workload: WorkloadId(1),
+                generation: cloudless_core::ids::Generation(1),
+                assignments: vec![
+                    Assignment {
+                        node: NodeId(1),
+                        resources: Resources::ZERO,
+                    };
+                    2
+                ],
+            },
+        );
+        let stop = |replica: u64| Command::UpdateReplica {
+            replica: ReplicaId(replica),
+            phase: ReplicaPhase::Stopping,
+            ready: false,
+            restarts: 0,
+            address: None,
+            message: String::new(),
+        };
+        // Already Stopping when the view is built: its base, an upper bound.
+        run(&mut state, stop(1));
+        let mut view = View::new(Arc::new(state));
+        let base = view.state.revision;
+        assert_eq!(view.stopping_since(ReplicaId(1)), Some(base));
+        assert_eq!(view.stopping_since(ReplicaId(2)), None);
+
+        let stopped = step(&mut view, stop(2));
+        assert_eq!(view.stopping_since(ReplicaId(2)), Some(stopped));
+        // Later changes (here a status report of the other replica) do not move it.
+        step(
+            &mut view,
+            Command::UpdateReplica {
+                replica: ReplicaId(1),
+                phase: ReplicaPhase::Succeeded,
+                ready: false,
+                restarts: 0,
+                address: None,
+                message: String::new(),
+            },
+        );
+        assert_eq!(view.stopping_since(ReplicaId(2)), Some(stopped));
+        assert_eq!(view.stopping_since(ReplicaId(1)), None, "terminal now");
+        assert_eq!(view.stopping_since(ReplicaId(9)), None, "unknown");
+    }
 }

@@ -7,6 +7,7 @@
 //!                                     │                          refused → next round)
 //!                                     └─ unplaced ─▶ FailedScheduling event (when the reason changes)
 //!  Stopping replicas whose agent was told ≥ stop_grace ago ─▶ UpdateReplica(Succeeded)
+//!    (the fallback: an agent's stop report finishes them at once, in `Service::report_stopped`)
 //!  join tokens expired longer than the retention ─▶ PruneJoinTokens
 //!  per workload: plan_workload_status ─▶ SetWorkloadStatus (only when it differs)
 //! ```
