@@ -459,3 +459,103 @@ async fn a_stop_report_for_a_replica_that_is_not_stopping_changes_nothing() {
     );
     h.shutdown().await;
 }
+
+/// Records the stop reports it is given.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(NodeId, Vec<StoppedReplica>)>>);
+
+#[async_trait]
+impl ControlPlane for Recorder {
+    async fn heartbeat(&self, _: NodeId, _: &NodeReport) -> Result<HeartbeatAck, ControlError> {
+        Err(ControlError::Unavailable("not in this test".into()))
+    }
+    async fn assignments(&self, _: NodeId) -> Result<AssignmentSet, ControlError> {
+        Err(ControlError::Unavailable("not in this test".into()))
+    }
+    async fn report(&self, _: NodeId, _: Vec<ReplicaReport>) -> Result<(), ControlError> {
+        Ok(())
+    }
+    async fn report_stopped(
+        &self,
+        node: NodeId,
+        stopped: Vec<StoppedReplica>,
+    ) -> Result<(), ControlError> {
+        self.0.lock().unwrap().push((node, stopped));
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_reports_cross_the_rpc_layer_for_the_caller_only_and_an_older_coordinator_refuses_them()
+ {
+    use cloudless::protocol::{
+        CoordinatorAddr, RpcControlConfig, RpcControlPlane, register_control,
+    };
+    use cloudless_core::transport::{PeerIdentity, Role, Transport};
+    use cloudless_net::mem::addr_of;
+    use cloudless_net::{MemNetwork, Router, RpcConfig, RpcEndpoint};
+
+    let identity = |role, n| PeerIdentity {
+        cluster: "lab".into(),
+        role,
+        node: NodeId(n),
+    };
+    let net = MemNetwork::new(7);
+    let recorder = Arc::new(Recorder::default());
+    let serving: Arc<dyn Transport> = Arc::new(net.endpoint(identity(Role::Coordinator, 1)));
+    let mut router = Router::new();
+    register_control(&mut router, Arc::clone(&recorder) as Arc<dyn ControlPlane>);
+    let _serving = RpcEndpoint::start(serving, router, RpcConfig::default()).unwrap();
+    // A coordinator of a version without the method: nothing registered.
+    let older: Arc<dyn Transport> = Arc::new(net.endpoint(identity(Role::Coordinator, 2)));
+    let _older = RpcEndpoint::start(older, Router::new(), RpcConfig::default()).unwrap();
+
+    let agent = |coordinator: u64| {
+        let t: Arc<dyn Transport> = Arc::new(net.endpoint(identity(Role::Agent, 10)));
+        let ep = RpcEndpoint::start(Arc::clone(&t), Router::new(), RpcConfig::default()).unwrap();
+        let cp = RpcControlPlane::new(
+            t,
+            ep.client(),
+            vec![CoordinatorAddr::new(
+                NodeId(coordinator),
+                addr_of(NodeId(coordinator)),
+            )],
+            RpcControlConfig {
+                call_timeout: Duration::from_millis(500),
+                max_redirects: 1,
+            },
+        )
+        .unwrap();
+        (ep, cp)
+    };
+    let stops = vec![
+        StoppedReplica {
+            replica: ReplicaId(7),
+            set_revision: Revision(41),
+        },
+        StoppedReplica {
+            replica: ReplicaId(9),
+            set_revision: Revision(u64::MAX),
+        },
+    ];
+    let (_ep, cp) = agent(1);
+    cp.report_stopped(NodeId(10), stops.clone()).await.unwrap();
+    let other = cp.report_stopped(NodeId(11), stops.clone()).await;
+    assert!(
+        matches!(other, Err(ControlError::PermissionDenied(_))),
+        "{other:?}"
+    );
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        vec![(NodeId(10), stops.clone())]
+    );
+
+    // The older coordinator answers UNIMPLEMENTED: a refusal (not retried), which the agent
+    // takes as "leave it to the stop grace".
+    let (_ep2, cp2) = agent(2);
+    let refused = cp2.report_stopped(NodeId(10), stops).await;
+    assert!(
+        matches!(refused, Err(ref e) if !e.is_retryable()),
+        "{refused:?}"
+    );
+}
