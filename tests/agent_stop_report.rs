@@ -559,3 +559,134 @@ async fn stop_reports_cross_the_rpc_layer_for_the_caller_only_and_an_older_coord
         "{refused:?}"
     );
 }
+
+/// Serves the coordinator's answers, except that while `stale` holds a replica, the agent is
+/// told an old set without it (as a lagging view after a failover would serve): the ack names
+/// revision 1 and the set leaves the replica out.
+struct StaleView {
+    inner: Arc<dyn ControlPlane>,
+    stale: Mutex<Option<ReplicaId>>,
+    /// Stop reports the agent sent.
+    sent: Mutex<Vec<StoppedReplica>>,
+}
+
+impl StaleView {
+    fn hidden(&self) -> Option<ReplicaId> {
+        *self.stale.lock().unwrap()
+    }
+}
+
+#[async_trait]
+impl ControlPlane for StaleView {
+    async fn heartbeat(
+        &self,
+        node: NodeId,
+        report: &NodeReport,
+    ) -> Result<HeartbeatAck, ControlError> {
+        let mut ack = self.inner.heartbeat(node, report).await?;
+        if self.hidden().is_some() {
+            ack.assignments_revision = Revision(1);
+        }
+        Ok(ack)
+    }
+    async fn assignments(&self, node: NodeId) -> Result<AssignmentSet, ControlError> {
+        let mut set = self.inner.assignments(node).await?;
+        if let Some(hidden) = self.hidden() {
+            set.revision = Revision(1);
+            set.replicas.retain(|a| a.replica.id != hidden);
+        }
+        Ok(set)
+    }
+    async fn report(&self, node: NodeId, reports: Vec<ReplicaReport>) -> Result<(), ControlError> {
+        self.inner.report(node, reports).await
+    }
+    async fn report_stopped(
+        &self,
+        node: NodeId,
+        stopped: Vec<StoppedReplica>,
+    ) -> Result<(), ControlError> {
+        self.sent.lock().unwrap().extend(stopped.iter().copied());
+        self.inner.report_stopped(node, stopped).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_following_a_stale_set_never_makes_a_running_replica_terminal() {
+    let config = CoordinatorConfig::default();
+    let mem = MemConsensus::new();
+    let leader = Arc::new(Mutex::new(LEADER));
+    let coordinator = start_coordinator(&mem, LEADER, &leader, config).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let view = Arc::new(StaleView {
+        inner: coordinator.control_plane(),
+        stale: Mutex::new(None),
+        sent: Mutex::new(Vec::new()),
+    });
+    let runtime = FakeRuntime::new();
+    let mut c = AgentConfig::new(dir.path().join("agent-11"));
+    c.stop_grace = Duration::from_secs(1);
+    let agent = Agent::start(
+        c,
+        AgentDeps {
+            node: NodeId(11),
+            control: Arc::clone(&view) as Arc<dyn ControlPlane>,
+            runtime: Arc::new(runtime.clone()),
+            clock: Arc::new(SystemClock),
+            resources: Arc::new(FixedResourceProbe(HostResources {
+                cpu_millis: 4000,
+                memory_mib: 8192,
+                storage_gib: 64,
+                power: None,
+            })),
+        },
+    )
+    .await
+    .expect("agent starts");
+    let h = Harness {
+        mem,
+        coordinator,
+        agents: vec![(agent, runtime)],
+        _dir: dir,
+    };
+    h.eventually("node Ready", Duration::from_secs(20), |s| all_ready(s, 1))
+        .await;
+    let w = h.create(spec("web:1", 2, 0)).await;
+    h.running(w, 2).await;
+    let victim = h.state().await.replicas_of(w).map(|r| r.id).next().unwrap();
+
+    // The stale set leaves the victim out: its agent stops the container and reports it gone.
+    *view.stale.lock().unwrap() = Some(victim);
+    let start = Instant::now();
+    while h.containers().await != 1 {
+        assert!(start.elapsed() < Duration::from_secs(20), "not stopped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        *view.sent.lock().unwrap(),
+        vec![StoppedReplica {
+            replica: victim,
+            set_revision: Revision(1),
+        }],
+        "the agent reported the replica gone"
+    );
+    let r = &h.state().await.replicas[&victim];
+    assert!(
+        !r.phase.is_terminal() && r.phase != ReplicaPhase::Stopping,
+        "the stop report of a replica the coordinator never stopped changed it: {r:?}"
+    );
+
+    // A current set again: the agent runs the replica again, which was never lost.
+    *view.stale.lock().unwrap() = None;
+    let start = Instant::now();
+    while h.containers().await != 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "not started again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.running(w, 2).await;
+    assert!(h.state().await.replicas.contains_key(&victim));
+    h.shutdown().await;
+}
