@@ -776,6 +776,7 @@ impl SimCluster {
         spec: WorkloadSpec,
     ) -> Result<WorkloadId, SimError> {
         let what = format!("create workload {namespace}/{name}");
+        let existed = self.workload_named(namespace, name).await.is_some();
         let applied = self
             .propose(
                 &what,
@@ -783,10 +784,21 @@ impl SimCluster {
                     namespace: namespace.into(),
                     name: name.into(),
                     labels: BTreeMap::new(),
-                    spec,
+                    spec: spec.clone(),
                 },
             )
-            .await?;
+            .await;
+        let applied = match applied {
+            Ok(applied) => applied,
+            // An attempt whose answer was lost (a leader change) may have committed; the
+            // retry is then refused as a duplicate. It is ours if it was not there before and
+            // carries our spec.
+            Err(e) if !existed => match self.workload_named(namespace, name).await {
+                Some(w) if w.spec == spec => return Ok(w.id),
+                _ => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
         match applied.result {
             CommandResult::WorkloadCreated { workload } => Ok(workload),
             other => Err(SimError::Command {
@@ -794,6 +806,18 @@ impl SimCluster {
                 reason: format!("unexpected result {other:?}"),
             }),
         }
+    }
+
+    /// The workload `namespace/name` in the state of any running member.
+    async fn workload_named(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<cloudless_core::workload::Workload> {
+        self.member_states()
+            .await
+            .iter()
+            .find_map(|s| s.workload_by_name(namespace, name).cloned())
     }
 
     /// Parses a manifest text and creates every `Workload` in it; returns their ids in order.
