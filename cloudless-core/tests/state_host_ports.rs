@@ -9,7 +9,9 @@ mod support;
 
 use cloudless_core::ids::{NodeId, ReplicaId, WorkloadId};
 use cloudless_core::replica::ReplicaPhase;
-use cloudless_core::state::{ApplyError, ClusterState, Command, CommandResult};
+use cloudless_core::state::{
+    ApplyError, ClusterState, Command, CommandEnvelope, CommandResult, apply,
+};
 use cloudless_core::workload::{ContainerPort, HostPort, Protocol, WorkloadSpec};
 use support::*;
 
@@ -211,4 +213,27 @@ fn concurrent_decisions_from_one_snapshot_commit_only_one_conflicting_replica() 
         let on_n1: Vec<_> = member_1.replicas_on(n1).map(|r| r.workload).collect();
         assert_eq!(on_n1, vec![winner]);
     }
+}
+
+#[test]
+fn entries_written_before_the_check_replay_as_they_first_applied() {
+    // A log written by a build without the host-port check (command version 1) may hold two
+    // replicas of a hostPort workload on one node; replaying it must rebuild the same state
+    // as the snapshot of a member that applied it back then.
+    let mut state = ClusterState::new();
+    let n1 = ready_node(&mut state, "a", 1000, 1000);
+    let web = workload_with_ports(&mut state, "web", &[(8080, Protocol::Tcp)]);
+    let cmd = assign_cmd(&state, web, &[(n1, res(100, 100)), (n1, res(100, 100))]);
+    let mut old = CommandEnvelope::new(NOW, cmd.clone());
+    old.version = 1;
+    let applied = apply(&mut state, &old).unwrap();
+    assert!(
+        matches!(&applied.result, CommandResult::ReplicasAssigned { replicas } if replicas.len() == 2),
+        "{applied:?}"
+    );
+    // The same decision in the current format is refused.
+    assert!(matches!(
+        rejected(&mut state, cmd),
+        ApplyError::HostPortInUse { .. }
+    ));
 }

@@ -11,13 +11,24 @@ use crate::resources::Resources;
 use crate::service::ServiceSpec;
 use crate::workload::WorkloadSpec;
 
-/// The command format version this build writes and understands.
-pub const COMMAND_VERSION: u32 = 1;
+/// The command format version this build writes.
+///
+/// Version 2 added the apply-time host-port check of `AssignReplicas`; entries of version 1
+/// (written before it) are still applied, without that check, so replaying an older log gives
+/// the state it gave when it was first applied.
+pub const COMMAND_VERSION: u32 = 2;
+
+/// The oldest command format version this build applies.
+pub const MIN_COMMAND_VERSION: u32 = 1;
+
+/// The first command version whose `AssignReplicas` is refused when a host port is in use.
+pub const HOST_PORT_CHECK_SINCE: u32 = 2;
 
 /// A command with its format version, its commit-time wall clock and an optional idempotency key.
 ///
 /// `at_ms` is stamped by the proposer before the command enters consensus, so applying it never
-/// reads a clock. An envelope whose `version` is not [`COMMAND_VERSION`] is rejected.
+/// reads a clock. An envelope whose `version` is outside
+/// [`MIN_COMMAND_VERSION`]`..=`[`COMMAND_VERSION`] is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CommandEnvelope {

@@ -24,7 +24,8 @@ use std::collections::BTreeSet;
 
 use super::{
     Applied, ApplyError, COMMAND_VERSION, Change, ClusterState, Command, CommandEnvelope,
-    CommandResult, MAX_IDEMPOTENCY_KEY_LEN, MAX_IDEMPOTENCY_KEYS, Object, ObjectKind,
+    CommandResult, MAX_IDEMPOTENCY_KEY_LEN, MAX_IDEMPOTENCY_KEYS, MIN_COMMAND_VERSION, Object,
+    ObjectKind,
 };
 use crate::event::{Event, EventCategory, Severity};
 use crate::ids::{NodeId, ReplicaId, Revision, WorkloadId};
@@ -34,7 +35,7 @@ use crate::ids::{NodeId, ReplicaId, Revision, WorkloadId};
 /// Never reads a clock (time comes from `cmd.at_ms`), does no I/O and iterates only ordered
 /// maps, so every replica of the state machine computes the same result.
 pub fn apply(state: &mut ClusterState, cmd: &CommandEnvelope) -> Result<Applied, ApplyError> {
-    if cmd.version != COMMAND_VERSION {
+    if !(MIN_COMMAND_VERSION..=COMMAND_VERSION).contains(&cmd.version) {
         return Err(ApplyError::UnsupportedVersion {
             found: cmd.version,
             supported: COMMAND_VERSION,
@@ -63,6 +64,7 @@ pub fn apply(state: &mut ClusterState, cmd: &CommandEnvelope) -> Result<Applied,
         .ok_or_else(|| ApplyError::Invalid("revision space exhausted".into()))?;
 
     let mut cx = Ctx {
+        version: cmd.version,
         at_ms: cmd.at_ms,
         revision,
         touched: BTreeSet::new(),
@@ -198,6 +200,8 @@ struct NewEvent {
 
 /// Per-command context handed to every handler.
 struct Ctx {
+    /// The command's format version (rules added later apply from their version on).
+    version: u32,
     /// The command's wall clock.
     at_ms: u64,
     /// The revision the command gets if it is applied.

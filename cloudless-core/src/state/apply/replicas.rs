@@ -9,7 +9,7 @@ use crate::ids::{Generation, NodeId, ReplicaId, WorkloadId};
 use crate::node::Liveness;
 use crate::replica::{Replica, ReplicaPhase};
 use crate::resources::Resources;
-use crate::state::{Assignment, ObjectKind};
+use crate::state::{Assignment, HOST_PORT_CHECK_SINCE, ObjectKind};
 use crate::workload::{Workload, WorkloadStatus};
 
 /// Longest replica status message kept; longer ones are cut (an agent's report is never
@@ -88,7 +88,9 @@ pub(super) fn assign(
             .map_err(|e| ApplyError::Invalid(format!("reservation on {}: {e}", a.node)))?;
         reserved.insert(a.node, after);
     }
-    super::host_ports::check(state, w, assignments)?;
+    if cx.version >= HOST_PORT_CHECK_SINCE {
+        super::host_ports::check(state, w, assignments)?;
+    }
     let count = u64::try_from(assignments.len())
         .map_err(|_| ApplyError::Invalid("too many assignments".into()))?;
     let first = state.next_replica_id;

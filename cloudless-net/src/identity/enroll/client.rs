@@ -143,9 +143,11 @@ impl EnrollError {
 /// [`enroll`], asked again while the failure [is transient](EnrollError::is_transient), with
 /// pauses growing from 200 ms to 5 s, until `patience` has passed (then the last error).
 ///
-/// A retry is safe: the server checks the name before it spends a token use, and once it has
-/// spent one, a later failure is final for a single-use token (`TokenRefused`) or a taken name
-/// (`NameTaken`), never a second node.
+/// A retry never mints a second node: a name registered by an attempt whose answer was lost
+/// makes the retry `NameTaken`. It may spend another token use: an attempt that failed after
+/// the server recorded its use (the leader changed between the two commands) has spent one, so
+/// a single-use token then ends in `TokenRefused` and a multi-use token loses a use per such
+/// attempt.
 pub async fn enroll_patiently(
     addr: SocketAddr,
     token: &JoinToken,
@@ -227,7 +229,13 @@ async fn exchange(
         .map_err(|reason| EnrollError::Unreachable { addr, reason })?;
     let response = EnrollResponse::decode(bytes.as_slice())
         .map_err(|e| EnrollError::Protocol(e.to_string()))?;
-    let code = RefusalCode::try_from(response.refusal).unwrap_or(RefusalCode::Unavailable);
+    // A refusal code this build does not know (a newer coordinator) is final, never retried.
+    let code = RefusalCode::try_from(response.refusal).map_err(|_| {
+        EnrollError::Protocol(format!(
+            "refused with unknown code {}: {}",
+            response.refusal, response.message
+        ))
+    })?;
     if code != RefusalCode::None {
         return Err(EnrollError::Refused {
             code,
