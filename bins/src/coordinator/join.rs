@@ -14,7 +14,7 @@ use cloudless_net::identity::enroll::{EnrollParams, enroll_patiently};
 use cloudless_net::identity::handover::fetch_ca;
 use cloudless_net::identity::{JoinToken, NODE_KEY_FILE, NodeCredentials, NodeKey, TokenRole};
 use cloudless_net::quic::QuicTransport;
-use cloudless_net::{Method, Router, RpcConfig, RpcEndpoint, Status};
+use cloudless_net::{Method, Router, RpcConfig, RpcEndpoint, Status, StatusCode};
 
 use super::data_dir::save_ca;
 use super::raft::{bind, cordon_coordinator};
@@ -150,8 +150,8 @@ fn client_endpoint(
 const BECOME_VOTER_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Asks the peers, in turn, to add this member as a voter; rounds over all peers repeat (with
-/// a growing pause, up to [`BECOME_VOTER_PATIENCE`]) while the failures are transient —
-/// unreachable peers, no leader yet, a leader that cannot confirm its quorum. A refusal
+/// a growing pause, up to [`BECOME_VOTER_PATIENCE`]) until one adds it —
+/// unreachable peers, no leader yet, an older peer: the next peer, then another round. A refusal
 /// (permission, bad request) ends it at once.
 pub(super) async fn become_voter(
     creds: &NodeCredentials,
@@ -188,10 +188,20 @@ pub(super) async fn become_voter(
                     tracing::info!(voters = ?resp.voters, via = %peer, "added as a raft voter");
                     break 'rounds Ok(());
                 }
-                Err(e) if e.is_retryable() => last = format!("{p}: {e}"),
-                Err(e) => {
+                // This member's identity or address is refused: asking again cannot help.
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        StatusCode::PermissionDenied
+                            | StatusCode::Unauthenticated
+                            | StatusCode::InvalidArgument
+                    ) =>
+                {
                     break 'rounds Err(anyhow!("{p} refused to add this member as a voter: {e}"));
                 }
+                // Anything else (no leader yet, an older peer without the method): the next
+                // peer, then another round.
+                Err(e) => last = format!("{p}: {e}"),
             }
         }
         if tokio::time::Instant::now() + pause > give_up {
