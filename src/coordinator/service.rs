@@ -42,6 +42,29 @@ impl Service {
         }
     }
 
+    /// Proposes an agent's status commands concurrently (so a raft batcher can group them); a
+    /// command the state machine rejects is logged and skipped, any other failure answers the
+    /// call.
+    async fn propose_reports(
+        &self,
+        node: NodeId,
+        commands: Vec<Command>,
+        what: &str,
+    ) -> Result<(), ControlError> {
+        let results =
+            futures::future::join_all(commands.into_iter().map(|c| self.shared.propose(c))).await;
+        for result in results {
+            match result {
+                Ok(_) => {}
+                Err(ConsensusError::Rejected(e)) => {
+                    tracing::debug!(%node, error = %e, "{what} rejected by the state machine");
+                }
+                Err(e) => return Err(self.consensus_error(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Registers a node the state does not know yet under the id its agent holds.
     async fn register(&self, node: NodeId, report: &NodeReport) -> Result<(), ControlError> {
         let name = NodeName::new(format!("node-{}", node.get()))
@@ -234,19 +257,8 @@ impl ControlPlane for Service {
                 message: rep.message.clone(),
             });
         }
-        let results =
-            futures::future::join_all(commands.into_iter().map(|c| self.shared.propose(c))).await;
-        for result in results {
-            match result {
-                Ok(_) => {}
-                // Raced with a coordinator decision (e.g. the replica is now Stopping).
-                Err(ConsensusError::Rejected(e)) => {
-                    tracing::debug!(%node, error = %e, "replica report rejected by the state machine");
-                }
-                Err(e) => return Err(self.consensus_error(e)),
-            }
-        }
-        Ok(())
+        // A rejection raced with a coordinator decision (e.g. the replica is now Stopping).
+        self.propose_reports(node, commands, "replica report").await
     }
 
     /// Finishes (`Succeeded`) the replicas the agent has stopped because its set left them
@@ -300,18 +312,7 @@ impl ControlPlane for Service {
                 message: "stopped by its agent".into(),
             });
         }
-        let results =
-            futures::future::join_all(commands.into_iter().map(|c| self.shared.propose(c))).await;
-        for result in results {
-            match result {
-                Ok(_) => {}
-                // Finished meanwhile (a second report, or the stop grace).
-                Err(ConsensusError::Rejected(e)) => {
-                    tracing::debug!(%node, error = %e, "stop report rejected by the state machine");
-                }
-                Err(e) => return Err(self.consensus_error(e)),
-            }
-        }
-        Ok(())
+        // A rejection: finished meanwhile (a second report, or the stop grace).
+        self.propose_reports(node, commands, "stop report").await
     }
 }
