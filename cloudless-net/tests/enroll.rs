@@ -273,15 +273,29 @@ async fn an_agent_token_cannot_join_a_coordinator_and_names_are_unique() {
     );
 }
 
-/// The replicated state as two coordinators see it, with both of them made to read it before
-/// either proposes: a deterministic worst case for two joiners racing under one name.
-struct Lockstep {
+/// The replicated state behind coordinators whose reads are gated: with a barrier, every
+/// reader waits for the others (two joiners racing under one name, deterministically); with
+/// `failures`, the first reads answer Unavailable (a leader without its quorum yet).
+struct Gated {
     inner: Arc<MemConsensus>,
-    barrier: tokio::sync::Barrier,
+    barrier: Option<tokio::sync::Barrier>,
+    failures: std::sync::atomic::AtomicU32,
+    reads: std::sync::atomic::AtomicU32,
+}
+
+impl Gated {
+    fn new(inner: Arc<MemConsensus>, barrier: Option<usize>, failures: u32) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            barrier: barrier.map(tokio::sync::Barrier::new),
+            failures: std::sync::atomic::AtomicU32::new(failures),
+            reads: std::sync::atomic::AtomicU32::new(0),
+        })
+    }
 }
 
 #[async_trait::async_trait]
-impl Consensus for Lockstep {
+impl Consensus for Gated {
     async fn propose(
         &self,
         command: CommandEnvelope,
@@ -289,8 +303,19 @@ impl Consensus for Lockstep {
         self.inner.propose(command).await
     }
     async fn state(&self) -> Result<Arc<cloudless_core::state::ClusterState>, ConsensusError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.reads.fetch_add(1, SeqCst);
+        let left = self.failures.load(SeqCst);
+        if left > 0 {
+            self.failures.store(left - 1, SeqCst);
+            return Err(ConsensusError::Unavailable(
+                "not enough for a quorum".into(),
+            ));
+        }
         let state = self.inner.state().await;
-        self.barrier.wait().await;
+        if let Some(b) = &self.barrier {
+            b.wait().await;
+        }
         state
     }
     async fn watch(
@@ -314,10 +339,7 @@ impl Consensus for Lockstep {
 #[tokio::test]
 async fn the_same_name_through_two_coordinators_at_once_enrolls_once() {
     let c = Cluster::start();
-    let shared = Arc::new(Lockstep {
-        inner: c.consensus.clone(),
-        barrier: tokio::sync::Barrier::new(2),
-    });
+    let shared = Gated::new(c.consensus.clone(), Some(2), 0);
     // Two coordinators' enrollment endpoints on the same replicated state.
     let server = |n: u64| {
         EnrollServer::bind(
@@ -364,62 +386,12 @@ async fn the_same_name_through_two_coordinators_at_once_enrolls_once() {
     }
 }
 
-/// The replicated state behind a coordinator that cannot read it for its first `failures`
-/// requests (a leader that has not confirmed its quorum yet).
-struct NoQuorumYet {
-    inner: Arc<MemConsensus>,
-    failures: std::sync::atomic::AtomicU32,
-    reads: std::sync::atomic::AtomicU32,
-}
-
-#[async_trait::async_trait]
-impl Consensus for NoQuorumYet {
-    async fn propose(
-        &self,
-        command: CommandEnvelope,
-    ) -> Result<cloudless_core::state::Applied, ConsensusError> {
-        self.inner.propose(command).await
-    }
-    async fn state(&self) -> Result<Arc<cloudless_core::state::ClusterState>, ConsensusError> {
-        use std::sync::atomic::Ordering::SeqCst;
-        self.reads.fetch_add(1, SeqCst);
-        let left = self.failures.load(SeqCst);
-        if left > 0 {
-            self.failures.store(left - 1, SeqCst);
-            return Err(ConsensusError::Unavailable(
-                "not enough for a quorum".into(),
-            ));
-        }
-        self.inner.state().await
-    }
-    async fn watch(
-        &self,
-        filter: cloudless_core::consensus::WatchFilter,
-        from: cloudless_core::ids::Revision,
-    ) -> Result<cloudless_core::consensus::ChangeStream, ConsensusError> {
-        self.inner.watch(filter, from).await
-    }
-    async fn status(&self) -> Result<cloudless_core::consensus::ConsensusStatus, ConsensusError> {
-        self.inner.status().await
-    }
-    async fn add_voter(&self, id: NodeId, address: String) -> Result<(), ConsensusError> {
-        self.inner.add_voter(id, address).await
-    }
-    async fn remove_voter(&self, id: NodeId) -> Result<(), ConsensusError> {
-        self.inner.remove_voter(id).await
-    }
-}
-
 #[tokio::test]
 async fn a_patient_joiner_asks_again_while_the_coordinator_is_unavailable_but_not_after_a_refusal()
 {
     use std::sync::atomic::Ordering::SeqCst;
     let c = Cluster::start();
-    let flaky = Arc::new(NoQuorumYet {
-        inner: c.consensus.clone(),
-        failures: std::sync::atomic::AtomicU32::new(2),
-        reads: std::sync::atomic::AtomicU32::new(0),
-    });
+    let flaky = Gated::new(c.consensus.clone(), None, 2);
     let server = EnrollServer::bind(
         "127.0.0.1:0".parse().unwrap(),
         &quic_common::creds(&c.ca, Role::Coordinator, 1_001),
