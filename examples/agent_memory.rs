@@ -95,6 +95,7 @@ fn replica(id: u64) -> AssignedReplica {
             address: None,
             assigned_at_ms: 0,
             message: String::new(),
+            host_ports: None,
         },
         namespace: "default".into(),
         workload_name: "app".into(),

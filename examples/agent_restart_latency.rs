@@ -131,6 +131,7 @@ fn assigned(spec: WorkloadSpec) -> AssignedReplica {
             address: None,
             assigned_at_ms: 0,
             message: String::new(),
+            host_ports: None,
         },
         namespace: "default".into(),
         workload_name: "crash".into(),

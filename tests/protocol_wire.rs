@@ -123,6 +123,7 @@ fn assigned() -> impl Strategy<Value = AssignedReplica> {
                         address,
                         assigned_at_ms: id ^ wl,
                         message,
+                        host_ports: None,
                     },
                     namespace,
                     workload_name,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{Generation, NodeId, ReplicaId, WorkloadId};
 use crate::resources::Resources;
+use crate::workload::HostPort;
 
 /// A reservation of resources on a node for one replica (CLD-REQ-012: the fragment inventory).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -100,6 +101,12 @@ pub struct Replica {
     /// Human-readable detail of the last status change.
     #[serde(default)]
     pub message: String,
+    /// The host ports it publishes, recorded when it was assigned (command version ≥ 2), so a
+    /// port stays held while the replica does — after its workload was deleted or a rollout
+    /// changed the ports. `None` for a replica assigned before ports were recorded: its
+    /// workload's current spec stands in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ports: Option<Vec<HostPort>>,
 }
 
 impl Replica {

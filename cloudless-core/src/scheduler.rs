@@ -446,8 +446,9 @@ impl HostPortsInUse {
     }
 
     /// The ports of `request` held on each node of `snapshot` by replicas holding a
-    /// reservation. A replica counts with its workload's current spec (the ledger keeps no
-    /// older specs); replicas of the request's own workload id count with the request's spec.
+    /// reservation. A replica counts with the ports recorded when it was assigned; one assigned
+    /// before ports were recorded counts with its workload's current spec (replicas of the
+    /// request's own workload id: with the request's spec).
     /// One pass over the workloads and one over the replicas, only when the request publishes
     /// a host port.
     pub fn for_request(snapshot: &ClusterSnapshot, request: &PlacementRequest) -> Self {
@@ -473,11 +474,23 @@ impl HostPortsInUse {
             if !replica.holds_reservation() {
                 continue;
             }
-            let Some(ports) = publishes.get(&replica.workload) else {
-                continue;
+            // Recorded at assignment; for replicas assigned before that, the workload's spec.
+            let ports: Vec<HostPort> = match &replica.host_ports {
+                Some(recorded) => recorded
+                    .iter()
+                    .copied()
+                    .filter(|p| out.wanted.contains(p))
+                    .collect(),
+                None => publishes
+                    .get(&replica.workload)
+                    .cloned()
+                    .unwrap_or_default(),
             };
+            if ports.is_empty() {
+                continue;
+            }
             let on_node = out.held.entry(replica.node).or_default();
-            for p in ports {
+            for p in &ports {
                 if !on_node.contains(p) {
                     on_node.push(*p);
                 }
@@ -681,6 +694,7 @@ mod tests {
                     address: None,
                     assigned_at_ms: 0,
                     message: String::new(),
+                    host_ports: None,
                 },
             );
         }

@@ -237,3 +237,54 @@ fn entries_written_before_the_check_replay_as_they_first_applied() {
         ApplyError::HostPortInUse { .. }
     ));
 }
+
+#[test]
+fn a_deleted_workloads_stopping_replica_still_holds_its_port() {
+    let mut state = ClusterState::new();
+    let n1 = ready_node(&mut state, "a", 1000, 1000);
+    let old = workload_with_ports(&mut state, "proxy", &[(8080, Protocol::Tcp)]);
+    let held = assign(&mut state, old, &[n1]);
+    ok(&mut state, Command::DeleteWorkload { workload: old });
+    assert_eq!(state.replicas[&held[0]].phase, ReplicaPhase::Stopping);
+    // Recreated under another id while the old container is still stopping.
+    let new = workload_with_ports(&mut state, "proxy-2", &[(8080, Protocol::Tcp)]);
+    assert_eq!(
+        refused(&mut state, new, &[n1]),
+        ApplyError::HostPortInUse {
+            node: n1,
+            port: TCP_8080,
+            holder: Some(held[0]),
+        }
+    );
+}
+
+#[test]
+fn an_older_generation_holds_the_ports_it_was_assigned_with() {
+    let mut state = ClusterState::new();
+    let n1 = ready_node(&mut state, "a", 1000, 1000);
+    let web = workload_with_ports(&mut state, "web", &[(8080, Protocol::Tcp)]);
+    let held = assign(&mut state, web, &[n1]);
+    // A rollout moves web to 9090; its generation-1 replica still publishes 8080.
+    let mut spec = state.workloads[&web].spec.clone();
+    spec.ports[0].host_port = Some(9090);
+    ok(
+        &mut state,
+        Command::UpdateWorkload {
+            workload: web,
+            expected_generation: None,
+            spec,
+        },
+    );
+    let api = workload_with_ports(&mut state, "api", &[(8080, Protocol::Tcp)]);
+    assert_eq!(
+        refused(&mut state, api, &[n1]),
+        ApplyError::HostPortInUse {
+            node: n1,
+            port: TCP_8080,
+            holder: Some(held[0]),
+        }
+    );
+    // 9090 is free there: only the new generation will publish it.
+    let other = workload_with_ports(&mut state, "other", &[(9090, Protocol::Tcp)]);
+    assign(&mut state, other, &[n1]);
+}

@@ -162,6 +162,7 @@ fn replica() -> impl Strategy<Value = Replica> {
                 address,
                 assigned_at_ms: at,
                 message,
+                host_ports: None,
             },
         )
 }
@@ -240,6 +241,7 @@ fn sample_replica() -> Replica {
         address: None,
         assigned_at_ms: 5,
         message: String::new(),
+        host_ports: None,
     }
 }
 

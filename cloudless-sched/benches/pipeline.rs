@@ -75,6 +75,7 @@ fn host_port(c: &mut Criterion) {
                 address: None,
                 assigned_at_ms: 0,
                 message: String::new(),
+                host_ports: None,
             },
         );
     }

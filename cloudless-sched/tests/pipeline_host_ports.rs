@@ -244,3 +244,42 @@ mod props {
         }
     }
 }
+
+#[test]
+fn recorded_ports_hold_after_the_workload_is_gone_or_its_ports_changed() {
+    let mut s = snapshot([node(1, "r", "a", 4000, 4096), node(2, "r", "b", 4000, 4096)]);
+    // Node 1: a stopping replica of a deleted workload that published 8080/TCP.
+    let gone = publishing(7, "gone", 8080, Protocol::Tcp);
+    add_replica(&mut s, &gone, 1, 1);
+    s.workloads.remove(&gone.id);
+    let r1 = s
+        .replicas
+        .get_mut(&cloudless_core::ids::ReplicaId(1))
+        .unwrap();
+    r1.phase = cloudless_core::replica::ReplicaPhase::Stopping;
+    r1.host_ports = Some(vec![cloudless_core::workload::HostPort {
+        port: 8080,
+        protocol: Protocol::Tcp,
+    }]);
+    let sched = WeightedScheduler::default();
+    let r = sched.place(&s, &req(publishing(8, "new", 8080, Protocol::Tcp), 1));
+    assert_eq!(chosen(&r), vec![2]);
+
+    // Node 2: a replica assigned with 9090/TCP, whose workload now asks for 8080/TCP. It still
+    // holds 9090, not 8080.
+    let moved = publishing(9, "moved", 8080, Protocol::Tcp);
+    add_replica(&mut s, &moved, 2, 2);
+    s.replicas
+        .get_mut(&cloudless_core::ids::ReplicaId(2))
+        .unwrap()
+        .host_ports = Some(vec![cloudless_core::workload::HostPort {
+        port: 9090,
+        protocol: Protocol::Tcp,
+    }]);
+    let r = sched.place(&s, &req(publishing(10, "api", 9090, Protocol::Tcp), 2));
+    assert_eq!(chosen(&r), vec![1]);
+    assert_eq!(
+        r.unplaced[0].to_string(),
+        "0/2 nodes fit: 2 host port 9090/TCP in use"
+    );
+}

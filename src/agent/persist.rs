@@ -263,6 +263,7 @@ mod tests {
             address: None,
             assigned_at_ms: 5,
             message: String::new(),
+            host_ports: None,
         };
         let mut records = BTreeMap::new();
         records.insert(

@@ -166,6 +166,7 @@ pub fn assigned(id: u64, spec: &WorkloadSpec) -> AssignedReplica {
             address: None,
             assigned_at_ms: 0,
             message: String::new(),
+            host_ports: None,
         },
         namespace: "default".into(),
         workload_name: "web".into(),

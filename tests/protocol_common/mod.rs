@@ -160,6 +160,7 @@ pub(crate) fn assignments(node: NodeId) -> AssignmentSet {
                 address: None,
                 assigned_at_ms: 1_700_000_000_000,
                 message: String::new(),
+                host_ports: None,
             },
             namespace: "default".into(),
             workload_name: "web".into(),

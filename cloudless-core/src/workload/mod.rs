@@ -198,7 +198,7 @@ pub struct ContainerPort {
 
 /// A port published on the node, `(hostPort, protocol)`: a per-node resource, so no two
 /// replicas on one node may publish the same one. Displayed as `8080/TCP`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HostPort {
     /// The port on the node.

@@ -35,6 +35,8 @@ impl TryFrom<pb::ReplicaPhase> for ReplicaPhase {
     }
 }
 
+/// The recorded host ports stay in the replicated state; agents and API clients get the
+/// ports from the workload spec.
 impl From<Replica> for pb::Replica {
     fn from(r: Replica) -> Self {
         pb::Replica {
@@ -69,6 +71,8 @@ impl TryFrom<pb::Replica> for Replica {
             address: r.address,
             assigned_at_ms: r.assigned_at_ms,
             message: r.message,
+            // Not on the wire: only the state machine and the scheduler read it.
+            host_ports: None,
         })
     }
 }

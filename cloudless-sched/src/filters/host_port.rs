@@ -83,6 +83,7 @@ mod tests {
                 address: None,
                 assigned_at_ms: 0,
                 message: String::new(),
+                host_ports: None,
             },
         );
     }

@@ -66,6 +66,7 @@ pub(crate) fn add_replica(s: &mut ClusterSnapshot, workload: &Workload, replica:
             address: None,
             assigned_at_ms: 0,
             message: String::new(),
+            host_ports: None,
         },
     );
     let r = s.reserved.entry(NodeId(node)).or_default();

@@ -11,7 +11,8 @@ use crate::workload::{HostPort, Workload};
 
 /// Refuses the first assignment (in command order) to a node where one of `w`'s host ports is
 /// published by a replica holding a reservation — of any workload, `w` included, each counted
-/// with its workload's current spec — or by an earlier assignment of the same command. The
+/// with the ports recorded when it was assigned (or, for a replica assigned before ports were
+/// recorded, its workload's current spec) — or by an earlier assignment of the same command. The
 /// port named is the first of `w`'s in declaration order, the holder the lowest replica id.
 ///
 /// Free for a workload without host ports; otherwise one pass over the workloads and one over
@@ -48,11 +49,20 @@ pub(super) fn check(
         if !r.holds_reservation() || !nodes.contains(&r.node) {
             continue;
         }
-        let Some(ports) = publishes.get(&r.workload) else {
-            continue;
+        // Recorded at assignment; for replicas assigned before that, the workload's spec.
+        let ports: Vec<HostPort> = match &r.host_ports {
+            Some(recorded) => recorded
+                .iter()
+                .copied()
+                .filter(|p| wanted.contains(p))
+                .collect(),
+            None => publishes.get(&r.workload).cloned().unwrap_or_default(),
         };
+        if ports.is_empty() {
+            continue;
+        }
         let on_node = held.entry(r.node).or_default();
-        for p in ports {
+        for p in &ports {
             if !on_node.iter().any(|(q, _)| q == p) {
                 on_node.push((*p, r.id));
             }

@@ -10,7 +10,7 @@ use crate::node::Liveness;
 use crate::replica::{Replica, ReplicaPhase};
 use crate::resources::Resources;
 use crate::state::{Assignment, HOST_PORT_CHECK_SINCE, ObjectKind};
-use crate::workload::{Workload, WorkloadStatus};
+use crate::workload::{HostPort, Workload, WorkloadStatus};
 
 /// Longest replica status message kept; longer ones are cut (an agent's report is never
 /// refused for being chatty).
@@ -100,6 +100,16 @@ pub(super) fn assign(
 
     // Validated; mutate.
     let subject = workload_subject(w);
+    // Recorded on each replica, so the ports stay held as long as it does.
+    let host_ports = (cx.version >= HOST_PORT_CHECK_SINCE).then(|| {
+        let mut ports: Vec<HostPort> = Vec::new();
+        for p in w.spec.host_ports() {
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+        ports
+    });
     for (node, r) in reserved {
         set_reserved(state, node, r);
     }
@@ -119,6 +129,7 @@ pub(super) fn assign(
             address: None,
             assigned_at_ms: cx.at_ms,
             message: String::new(),
+            host_ports: host_ports.clone(),
         };
         recount(state, cx, None, Some(&replica));
         state.replicas.insert(id, replica);
