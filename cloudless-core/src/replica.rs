@@ -1,11 +1,13 @@
 //! The replica ledger's entries: which replica of which workload runs where, with what reserved.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{Generation, NodeId, ReplicaId, WorkloadId};
 use crate::resources::Resources;
-use crate::workload::HostPort;
+use crate::workload::{HostPort, WorkloadSpec};
 
 /// A reservation of resources on a node for one replica (CLD-REQ-012: the fragment inventory).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -123,6 +125,56 @@ impl Replica {
     pub fn holds_reservation(&self) -> bool {
         !self.phase.is_terminal()
     }
+}
+
+/// Per node accepted by `on`, which of `wanted` are published there by replicas holding a
+/// reservation, each with its first holder (replicas are visited in id order).
+///
+/// A replica publishes the ports recorded on it when it was assigned; one assigned before ports
+/// were recorded publishes what `spec_of` gives for its workload (`None`: nothing). Iterates
+/// only ordered maps, so the state machine can use it.
+pub fn held_host_ports<'a>(
+    replicas: &BTreeMap<ReplicaId, Replica>,
+    wanted: &[HostPort],
+    on: impl Fn(NodeId) -> bool,
+    spec_of: impl Fn(WorkloadId) -> Option<&'a WorkloadSpec>,
+) -> BTreeMap<NodeId, Vec<(HostPort, ReplicaId)>> {
+    let mut held: BTreeMap<NodeId, Vec<(HostPort, ReplicaId)>> = BTreeMap::new();
+    if wanted.is_empty() {
+        return held;
+    }
+    // Which of the wanted ports each workload's spec publishes, looked up once per workload.
+    let mut from_spec: BTreeMap<WorkloadId, Vec<HostPort>> = BTreeMap::new();
+    for r in replicas.values() {
+        if !r.holds_reservation() || !on(r.node) {
+            continue;
+        }
+        let ports: Vec<HostPort> = match &r.host_ports {
+            Some(recorded) => recorded
+                .iter()
+                .copied()
+                .filter(|p| wanted.contains(p))
+                .collect(),
+            None => from_spec
+                .entry(r.workload)
+                .or_insert_with(|| {
+                    spec_of(r.workload)
+                        .map(|s| s.host_ports().filter(|p| wanted.contains(p)).collect())
+                        .unwrap_or_default()
+                })
+                .clone(),
+        };
+        if ports.is_empty() {
+            continue;
+        }
+        let on_node = held.entry(r.node).or_default();
+        for p in ports {
+            if !on_node.iter().any(|(q, _)| *q == p) {
+                on_node.push((p, r.id));
+            }
+        }
+    }
+    held
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{NodeId, Revision, WorkloadId};
 use crate::node::Node;
-use crate::replica::Replica;
+use crate::replica::{Replica, held_host_ports};
 use crate::resources::Resources;
 use crate::state::ClusterState;
 use crate::workload::{HostPort, TopologyKey, Workload};
@@ -457,45 +457,22 @@ impl HostPortsInUse {
         if out.wanted.is_empty() {
             return out;
         }
-        // Which of the wanted ports each workload publishes.
-        let mut publishes: BTreeMap<WorkloadId, Vec<HostPort>> = BTreeMap::new();
-        for (id, w) in &snapshot.workloads {
-            let taken: Vec<HostPort> = w
-                .spec
-                .host_ports()
-                .filter(|p| out.wanted.contains(p))
-                .collect();
-            if !taken.is_empty() {
-                publishes.insert(*id, taken);
-            }
-        }
-        publishes.insert(own.id, out.wanted.clone());
-        for replica in snapshot.replicas.values() {
-            if !replica.holds_reservation() {
-                continue;
-            }
-            // Recorded at assignment; for replicas assigned before that, the workload's spec.
-            let ports: Vec<HostPort> = match &replica.host_ports {
-                Some(recorded) => recorded
-                    .iter()
-                    .copied()
-                    .filter(|p| out.wanted.contains(p))
-                    .collect(),
-                None => publishes
-                    .get(&replica.workload)
-                    .cloned()
-                    .unwrap_or_default(),
-            };
-            if ports.is_empty() {
-                continue;
-            }
-            let on_node = out.held.entry(replica.node).or_default();
-            for p in &ports {
-                if !on_node.contains(p) {
-                    on_node.push(*p);
+        let held = held_host_ports(
+            &snapshot.replicas,
+            &out.wanted,
+            |_| true,
+            |id| {
+                if id == own.id {
+                    Some(&own.spec)
+                } else {
+                    snapshot.workloads.get(&id).map(|w| &w.spec)
                 }
-            }
-        }
+            },
+        );
+        out.held = held
+            .into_iter()
+            .map(|(node, ports)| (node, ports.into_iter().map(|(p, _)| p).collect()))
+            .collect();
         out
     }
 

@@ -390,6 +390,17 @@ impl WorkloadSpec {
             })
         })
     }
+
+    /// [`Self::host_ports`] without repeats, in declaration order.
+    pub fn distinct_host_ports(&self) -> Vec<HostPort> {
+        let mut out: Vec<HostPort> = Vec::new();
+        for p in self.host_ports() {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        out
+    }
 }
 
 impl WorkloadSpec {

@@ -2,12 +2,13 @@
 //! publish the same `(hostPort, protocol)` off one node, and this check makes that hold for
 //! committed state too, whatever two coordinators decided concurrently from older snapshots.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::{ApplyError, ClusterState};
-use crate::ids::{NodeId, ReplicaId, WorkloadId};
+use crate::ids::NodeId;
+use crate::replica::held_host_ports;
 use crate::state::Assignment;
-use crate::workload::{HostPort, Workload};
+use crate::workload::Workload;
 
 /// Refuses the first assignment (in command order) to a node where one of `w`'s host ports is
 /// published by a replica holding a reservation — of any workload, `w` included, each counted
@@ -22,52 +23,17 @@ pub(super) fn check(
     w: &Workload,
     assignments: &[Assignment],
 ) -> Result<(), ApplyError> {
-    let mut wanted: Vec<HostPort> = Vec::new();
-    for p in w.spec.host_ports() {
-        if !wanted.contains(&p) {
-            wanted.push(p);
-        }
-    }
+    let wanted = w.spec.distinct_host_ports();
     let Some(&first) = wanted.first() else {
         return Ok(());
     };
     let nodes: BTreeSet<NodeId> = assignments.iter().map(|a| a.node).collect();
-    let mut publishes: BTreeMap<WorkloadId, Vec<HostPort>> = BTreeMap::new();
-    for (id, other) in &state.workloads {
-        let taken: Vec<HostPort> = other
-            .spec
-            .host_ports()
-            .filter(|p| wanted.contains(p))
-            .collect();
-        if !taken.is_empty() {
-            publishes.insert(*id, taken);
-        }
-    }
-    // Per node, each taken port with its first holder (replicas are visited in id order).
-    let mut held: BTreeMap<NodeId, Vec<(HostPort, ReplicaId)>> = BTreeMap::new();
-    for r in state.replicas.values() {
-        if !r.holds_reservation() || !nodes.contains(&r.node) {
-            continue;
-        }
-        // Recorded at assignment; for replicas assigned before that, the workload's spec.
-        let ports: Vec<HostPort> = match &r.host_ports {
-            Some(recorded) => recorded
-                .iter()
-                .copied()
-                .filter(|p| wanted.contains(p))
-                .collect(),
-            None => publishes.get(&r.workload).cloned().unwrap_or_default(),
-        };
-        if ports.is_empty() {
-            continue;
-        }
-        let on_node = held.entry(r.node).or_default();
-        for p in &ports {
-            if !on_node.iter().any(|(q, _)| q == p) {
-                on_node.push((*p, r.id));
-            }
-        }
-    }
+    let held = held_host_ports(
+        &state.replicas,
+        &wanted,
+        |n| nodes.contains(&n),
+        |id| state.workloads.get(&id).map(|w| &w.spec),
+    );
     let mut placed: BTreeSet<NodeId> = BTreeSet::new();
     for a in assignments {
         if let Some(on_node) = held.get(&a.node) {

@@ -10,7 +10,7 @@ use crate::node::Liveness;
 use crate::replica::{Replica, ReplicaPhase};
 use crate::resources::Resources;
 use crate::state::{Assignment, HOST_PORT_CHECK_SINCE, ObjectKind};
-use crate::workload::{HostPort, Workload, WorkloadStatus};
+use crate::workload::{Workload, WorkloadStatus};
 
 /// Longest replica status message kept; longer ones are cut (an agent's report is never
 /// refused for being chatty).
@@ -101,15 +101,7 @@ pub(super) fn assign(
     // Validated; mutate.
     let subject = workload_subject(w);
     // Recorded on each replica, so the ports stay held as long as it does.
-    let host_ports = (cx.version >= HOST_PORT_CHECK_SINCE).then(|| {
-        let mut ports: Vec<HostPort> = Vec::new();
-        for p in w.spec.host_ports() {
-            if !ports.contains(&p) {
-                ports.push(p);
-            }
-        }
-        ports
-    });
+    let host_ports = (cx.version >= HOST_PORT_CHECK_SINCE).then(|| w.spec.distinct_host_ports());
     for (node, r) in reserved {
         set_reserved(state, node, r);
     }
